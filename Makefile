@@ -1,0 +1,45 @@
+# The two commands a fresh clone needs: `make demo` and `make test`.
+# Each creates .venv and installs the pinned tested set (constraints.txt) first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KERAS_BACKENDS := tensorflow jax torch
+DEMO_ARGS ?=
+
+.PHONY: demo test lint format bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,demo,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Keras fixes its backend at import, so tests/keras runs once per backend, each in its own process.
+test: lint
+	$(BIN)/python -m pytest tests --ignore=tests/keras
+	@if [ -d tests/keras ]; then \
+	  for backend in $(KERAS_BACKENDS); do \
+	    echo "== Keras backend: $$backend"; \
+	    KERAS_BACKEND=$$backend $(BIN)/python -m pytest tests/keras || exit 1; \
+	  done; \
+	fi
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The project's main demonstration (``make demo``)."""
