@@ -83,7 +83,7 @@ def view_rows(x: np.ndarray, branch: Branch, channel_axis: int) -> np.ndarray:
 def _from_rows(rows: np.ndarray, shape: tuple[int, ...], branch: Branch, channel_axis: int):
     if branch is Branch.LAYER:
         return rows.reshape(shape)
-    moved_shape = (shape[channel_axis],) + shape[:channel_axis] + shape[channel_axis + 1 :]
+    moved_shape = (shape[channel_axis], *shape[:channel_axis], *shape[channel_axis + 1 :])
     return np.moveaxis(rows.reshape(moved_shape), 0, channel_axis)
 
 

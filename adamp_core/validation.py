@@ -16,8 +16,8 @@ import numbers
 from collections.abc import Mapping
 
 __all__ = [
-    "check_in_range",
     "check_bool",
+    "check_in_range",
     "validate_adamp",
     "validate_sgdp",
 ]

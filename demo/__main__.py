@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
         f"lr = {args.lr:g}, {args.steps} steps"
     )
     print(
-        f"{'optimizer':<20} {'final ||w||':>12} {'max ||w||':>10} {'steps to <' + str(CONVERGED_DEG) + ' deg':>18}"
+        f"{'optimizer':<20} {'final ||w||':>12} {'max ||w||':>10} "
+        f"{f'steps to <{CONVERGED_DEG:g} deg':>18}"
     )
     for run in toy_runs(steps=args.steps, lr=args.lr):
         steps = "not reached" if run.steps_to_converge is None else str(run.steps_to_converge)
