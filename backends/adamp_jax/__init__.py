@@ -1,0 +1,1 @@
+"""adamp_jax (under construction)."""

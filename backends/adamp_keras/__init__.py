@@ -1,0 +1,1 @@
+"""adamp_keras (under construction)."""

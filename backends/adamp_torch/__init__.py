@@ -1,0 +1,1 @@
+"""adamp_torch (under construction)."""

@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): each prints a table of ratios and writes JSON."""

@@ -1,0 +1,1 @@
+"""adamp_conformance (under construction)."""
