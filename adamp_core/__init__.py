@@ -8,6 +8,7 @@ deep-learning framework.
 """
 
 from adamp_core.adamp import AdamPState, StepResult, adam_direction, adamp_init, adamp_step
+from adamp_core.multi import MultiStep, step_params
 from adamp_core.projection import (
     Branch,
     Projection,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdamPState",
     "Branch",
+    "MultiStep",
     "Projection",
     "SGDPState",
     "StepResult",
@@ -39,6 +41,7 @@ __all__ = [
     "remove_radial",
     "sgdp_init",
     "sgdp_step",
+    "step_params",
     "validate_adamp",
     "validate_sgdp",
     "view_rows",
