@@ -36,7 +36,7 @@ def step_params(
             f"params, grads and states must have the same length, "
             f"got {len(params)}, {len(grads)} and {len(states)}"
         )
-    results = [step(p, g, s, **hyperparams) for p, g, s in zip(params, grads, states)]
+    results = [step(p, g, s, **hyperparams) for p, g, s in zip(params, grads, states, strict=True)]
     return MultiStep(
         [r.param for r in results], [r.state for r in results], [r.branch for r in results]
     )

@@ -24,7 +24,7 @@ def channel_orthogonal(raw: np.ndarray, weight: np.ndarray, channel_axis: int = 
 
 
 def layer_orthogonal(raw: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """A gradient orthogonal to ``weight`` as a whole (the layer branch, unless channels also pass)."""
+    """A gradient orthogonal to ``weight`` as a whole: the layer branch, unless channels pass."""
     return remove_row_components(raw.reshape(1, -1), weight.reshape(1, -1)).reshape(raw.shape)
 
 

@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 import pytest
+from core_gradients import GRADIENT_KINDS, make_gradient
 
 import adamp_core
 from adamp_core import Branch
-from core_gradients import GRADIENT_KINDS, make_gradient
 
 adamp = pytest.importorskip("adamp", reason="adamp 0.3.0 is a test dependency")
 torch = pytest.importorskip("torch", reason="adamp 0.3.0 needs torch")

@@ -8,13 +8,13 @@ equality.
 from __future__ import annotations
 
 import numpy as np
+from core_gradients import channel_orthogonal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import adamp_core
 from adamp_core import Branch, channel_rows, projection
-from core_gradients import channel_orthogonal
 
 FLOATS = st.floats(-10.0, 10.0, allow_nan=False, allow_subnormal=False)
 SHAPES_2D_PLUS = hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=5)
@@ -125,7 +125,7 @@ def test_permuting_channels_permutes_the_result(data, optimizer, random):
     p2, s2, b2 = run_steps(step, init, weight[order], [g[order] for g in grads], **hp)
     assert b1 == b2
     np.testing.assert_array_equal(p1[order], p2)
-    for a, b in zip(s1, s2):
+    for a, b in zip(s1, s2, strict=True):
         if isinstance(a, np.ndarray):
             np.testing.assert_array_equal(a[order], b)
 

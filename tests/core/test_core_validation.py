@@ -99,7 +99,7 @@ def test_names_map_to_the_callers_argument_names():
     names = {"beta1": "betas[0]", "lr": "learning_rate"}
     with pytest.raises(ValueError, match=re.escape("betas[0] must be a finite number in [0, 1)")):
         validate_adamp(**{**ADAMP_OK, "beta1": 1.0}, names=names)
-    with pytest.raises(ValueError, match="^learning_rate must be"):
+    with pytest.raises(ValueError, match=r"^learning_rate must be"):
         validate_adamp(**{**ADAMP_OK, "lr": -1.0}, names=names)
 
 
