@@ -1,17 +1,21 @@
-"""The 2-D toy from the AdamP project page, run with the NumPy reference.
+"""The 2-D toy from the AdamP project page.
 
 A weight w in R^2 starts at ||w|| = 1 and minimises the scale-invariant loss
 f(w) = -cos(w, w*). Its gradient is orthogonal to w, so each plain step grows
 ||w||; momentum grows it much faster, and the effective step size lr/||w||^2
 collapses. SGDP removes the radial part of each step and keeps ||w|| near 1.
 
-The weight is held as a (1, 2) array, one "channel" of two entries, so the
-reference's projection sees a 2-D tensor, exactly as a linear layer's row.
+Every run uses one optimizer: SGDP, with δ = 0 (the projection never fires,
+which with no weight decay and no dampening *is* SGD with momentum) or with
+δ = 0.1. The weight is one output channel of two entries, held as a (1, 2)
+array in PyTorch layout or a (2, 1) array in Keras/Flax layout, so the
+projection sees it as a layer's row.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -21,16 +25,29 @@ from adamp_core import sgdp_init, sgdp_step
 TARGET_ANGLE_DEG = 135.0  # angle between w0 and w*
 CONVERGED_DEG = 1.0  # "converged" once the angle to w* is below this
 
+# make_step(weight, lr=, momentum=, delta=) -> step(grad) -> new weight
+StepFactory = Callable[..., Callable[[np.ndarray], np.ndarray]]
+
 
 class ToyRun(NamedTuple):
     name: str
+    momentum: float
+    projected: bool
     norms: np.ndarray  # ||w|| after each step
     angles_deg: np.ndarray  # angle(w, w*) after each step
     steps_to_converge: int | None  # first step with angle < CONVERGED_DEG
 
 
+TOY_CONFIGS = (  # (name, momentum, projected)
+    ("SGD", 0.0, False),
+    ("SGD momentum 0.9", 0.9, False),
+    ("SGD momentum 0.99", 0.99, False),
+    ("SGDP momentum 0.9", 0.9, True),
+)
+
+
 def loss_grad(w: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Gradient of -cos(w, w*): -(u* - cos * ŵ) / ||w||, orthogonal to w."""
+    """Gradient of -cos(w, w*): -(u* - cos · ŵ) / ||w||, orthogonal to w."""
     norm = math.sqrt(float(np.sum(w * w)))
     w_unit, t_unit = w / norm, target / math.sqrt(float(np.sum(target * target)))
     cos = float(np.sum(w_unit * t_unit))
@@ -42,29 +59,53 @@ def angle_deg(w: np.ndarray, target: np.ndarray) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
 
 
-def run_toy(name: str, *, lr: float, momentum: float, delta: float, steps: int) -> ToyRun:
-    """Run SGD-type steps on the toy; delta = 0 turns the projection off (plain SGD)."""
+def reference_step_factory(weight: np.ndarray, *, lr: float, momentum: float, delta: float):
+    """The NumPy reference's SGDP, as a step factory (PyTorch layout)."""
+    state = [weight, sgdp_init(weight)]
+
+    def step(grad: np.ndarray) -> np.ndarray:
+        result = sgdp_step(state[0], grad, state[1], lr=lr, momentum=momentum, delta=delta)
+        state[:] = [result.param, result.state]
+        return result.param
+
+    return step
+
+
+def run_toy(
+    make_step: StepFactory,
+    name: str,
+    momentum: float,
+    projected: bool,
+    *,
+    lr: float,
+    steps: int,
+    layout: str = "channels_first",
+) -> ToyRun:
     theta = math.radians(TARGET_ANGLE_DEG)
-    target = np.array([[math.cos(theta), math.sin(theta)]])
-    w = np.array([[1.0, 0.0]])
-    state = sgdp_init(w)
+    shape = (1, 2) if layout == "channels_first" else (2, 1)
+    target = np.array([math.cos(theta), math.sin(theta)]).reshape(shape)
+    w = np.array([1.0, 0.0]).reshape(shape)
+    step = make_step(w, lr=lr, momentum=momentum, delta=0.1 if projected else 0.0)
     norms, angles = [], []
     for _ in range(steps):
-        result = sgdp_step(w, loss_grad(w, target), state, lr=lr, momentum=momentum, delta=delta)
-        w, state = result.param, result.state
+        w = np.asarray(step(loss_grad(w, target)), dtype=np.float64).reshape(shape)
         norms.append(math.sqrt(float(np.sum(w * w))))
         angles.append(angle_deg(w, target))
     angles_arr = np.array(angles)
     below = np.flatnonzero(angles_arr < CONVERGED_DEG)
     converged = int(below[0]) + 1 if below.size else None
-    return ToyRun(name, np.array(norms), angles_arr, converged)
+    return ToyRun(name, momentum, projected, np.array(norms), angles_arr, converged)
 
 
-def toy_runs(steps: int = 3000, lr: float = 0.01) -> list[ToyRun]:
+def toy_runs(
+    make_step: StepFactory = reference_step_factory,
+    *,
+    steps: int = 3000,
+    lr: float = 0.01,
+    layout: str = "channels_first",
+) -> list[ToyRun]:
     """Plain SGD, momentum SGD (0.9, 0.99) and SGDP (momentum 0.9)."""
     return [
-        run_toy("SGD", lr=lr, momentum=0.0, delta=0.0, steps=steps),
-        run_toy("SGD momentum 0.9", lr=lr, momentum=0.9, delta=0.0, steps=steps),
-        run_toy("SGD momentum 0.99", lr=lr, momentum=0.99, delta=0.0, steps=steps),
-        run_toy("SGDP momentum 0.9", lr=lr, momentum=0.9, delta=0.1, steps=steps),
+        run_toy(make_step, name, momentum, projected, lr=lr, steps=steps, layout=layout)
+        for name, momentum, projected in TOY_CONFIGS
     ]
