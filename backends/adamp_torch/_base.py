@@ -1,0 +1,195 @@
+"""What AdamP and SGDP share: parameter checks, bucketing, state and diagnostics."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from adamp_core import Branch, check_bool, check_in_range
+from adamp_torch import _ops
+from adamp_torch._functional import Bucket
+
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # a torch build without distributed support
+    DTensor = None
+
+
+def local(t: Tensor) -> Tensor:
+    """The tensor this rank holds: a DTensor's local shard, any other tensor itself."""
+    if DTensor is not None and isinstance(t, DTensor):
+        return t.to_local()
+    return t
+
+
+def shard_groups(p: Tensor, name: str) -> tuple:
+    """Process groups across which ``p``'s first axis is sharded (empty unless a DTensor)."""
+    if DTensor is None or not isinstance(p, DTensor):
+        return ()
+    groups = []
+    for dim, placement in enumerate(p.placements):
+        if placement.is_shard(0):
+            groups.append(p.device_mesh.get_group(dim))
+        elif not placement.is_replicate():
+            raise NotImplementedError(
+                f"{name} supports DTensor parameters sharded on axis 0 (Shard(0), as FSDP2's "
+                f"fully_shard does) or replicated, got placements {p.placements}"
+            )
+    return tuple(groups)
+
+
+def check_lr(lr: object) -> None:
+    """lr is a number or a 0-dim real floating tensor, finite and >= 0."""
+    if isinstance(lr, Tensor):
+        if lr.numel() != 1 or not lr.is_floating_point():
+            raise ValueError(f"lr must be a float or a 1-element floating tensor, got {lr!r}")
+        check_in_range("lr", float(lr.detach().cpu()), ">=0")
+    else:
+        check_in_range("lr", lr, ">=0")
+
+
+def check_options(group: dict) -> None:
+    if group["foreach"] is not None:
+        check_bool("foreach", group["foreach"])
+    check_bool("maximize", group["maximize"])
+    check_bool("capturable", group["capturable"])
+
+
+class ProjectedOptimizer(Optimizer):
+    """Base class: subclasses define ``_validate``, ``_init_state``, ``_update``."""
+
+    _state_keys: tuple[str, ...] = ()
+
+    def __init__(self, params, defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        self._cache: dict = {}
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._cache = {}
+        for group in self.param_groups:
+            for key, value in self._extra_defaults().items():
+                group.setdefault(key, value)
+            for p in group["params"]:
+                if self.state.get(p):
+                    self._upgrade_state(p, self.state[p], group)
+
+    def _upgrade_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
+        """Bring a loaded state (ours, or the authors' ``adamp`` 0.3.0) to the current form."""
+        code = state.get("projection")
+        if code is None:
+            state["projection"] = torch.zeros((), dtype=torch.int64, device=p.device)
+        elif code.dtype != torch.int64:  # load_state_dict casts tensors to the param's dtype
+            state["projection"] = code.to(torch.int64)
+
+    def _extra_defaults(self) -> dict[str, Any]:
+        return {"foreach": None, "maximize": False, "capturable": False}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            self._validate(group)
+            for p in group["params"]:
+                if torch.is_complex(p):
+                    raise ValueError(
+                        f"{type(self).__name__} does not support complex parameters, got one "
+                        f"of dtype {p.dtype}; optimise torch.view_as_real(param) instead"
+                    )
+        except (ValueError, NotImplementedError):
+            self.param_groups.pop()
+            raise
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _init_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _update(self, ops, bucket: Bucket, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _buckets(self, group: dict[str, Any]) -> list[Bucket]:
+        """Parameters with a gradient, grouped by (device, dtype, sharding); ndim > 1 first."""
+        name = type(self).__name__
+        found: dict[tuple, tuple[list, list]] = {}
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{name} does not support sparse gradients")
+            state = self.state[p]
+            if len(state) == 0:
+                self._init_state(p, state, group)
+                state["projection"] = torch.zeros((), dtype=torch.int64, device=p.device)
+            groups = shard_groups(p, name)
+            key = (p.device, p.dtype, groups)
+            projected, plain = found.setdefault(key, ([], []))
+            (projected if p.ndim > 1 and math.prod(p.shape) > 0 else plain).append(p)
+        buckets = []
+        for (_, _, groups), (projected, plain) in found.items():
+            bucket = Bucket(groups=groups, n_projected=len(projected))
+            bucket.state = {k: [] for k in self._state_keys}
+            for p in projected + plain:
+                state = self.state[p]
+                bucket.params.append(local(p))
+                bucket.grads.append(local(p.grad))
+                bucket.shapes.append(p.shape)
+                bucket.branches.append(state["projection"])
+                for k in self._state_keys:
+                    value = state[k]
+                    bucket.state[k].append(value if k == "step" else local(value))
+            buckets.append(bucket)
+        return buckets
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            foreach = group["foreach"] is not False
+            ops = _ops.ForeachOps if foreach else _ops.LoopOps
+            for bucket in self._buckets(group):
+                if foreach:
+                    self._update(ops, bucket, group)
+                else:
+                    for single in _split(bucket):
+                        self._update(ops, single, group)
+        return loss
+
+    def projection_branches(self) -> dict[Tensor, Branch]:
+        """Which branch each parameter's last step took (NONE if it never stepped).
+
+        Reads the device-side codes back, so it synchronises; the step does not.
+        """
+        result = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                code = self.state[p].get("projection") if p in self.state else None
+                result[p] = Branch.NONE if code is None else Branch(int(code))
+        return result
+
+
+def _split(bucket: Bucket) -> list[Bucket]:
+    """One bucket per tensor, for the single-tensor path."""
+    singles = []
+    for i in range(len(bucket.params)):
+        singles.append(
+            Bucket(
+                params=[bucket.params[i]],
+                n_projected=int(i < bucket.n_projected),
+                grads=[bucket.grads[i]],
+                shapes=[bucket.shapes[i]],
+                branches=[bucket.branches[i]],
+                groups=bucket.groups,
+                state={k: [v[i]] for k, v in bucket.state.items()},
+            )
+        )
+    return singles
