@@ -71,10 +71,10 @@ def markdown_summary(
     lines = [
         f"# AdamP / SGDP demonstration ({backend})",
         "",
-        f"## 2-D toy: minimise -cos(w, w*), ||w0|| = 1, lr = {settings['toy_lr']:g}, "
+        f"## 2-D toy: minimise -cos(w, w*), ‖w0‖ = 1, lr = {settings['toy_lr']:g}, "
         f"{settings['toy_steps']} steps",
         "",
-        f"| optimizer | final ||w|| | steps to angle < {CONVERGED_DEG:g} deg |",
+        f"| optimizer | final ‖w‖ | steps to angle < {CONVERGED_DEG:g} deg |",
         "|---|---:|---:|",
     ]
     lines += [f"| {r.name} | {r.norms[-1]:.3f} | {_fmt_steps(r.steps_to_converge)} |" for r in toy]
@@ -83,7 +83,7 @@ def markdown_summary(
         f"## Conv net + BatchNorm on 8x8 digits, {settings['epochs']} epochs, "
         f"seed {settings['seed']}",
         "",
-        "| optimizer | test accuracy (final / best) | mean conv ||w|| at end "
+        "| optimizer | test accuracy (final / best) | mean conv ‖w‖ at end "
         "| mean effective step | projected layers |",
         "|---|---:|---:|---:|---:|",
     ]
@@ -100,7 +100,7 @@ def markdown_summary(
         )
     lines += [
         "",
-        "Effective step size: lr/||w||² for SGD-type, lr/||w|| for Adam-type (the paper's "
+        "Effective step size: lr/‖w‖² for SGD-type, lr/‖w‖ for Adam-type (the paper's "
         "definitions), averaged over epochs and conv layers. 'Projected layers': share of "
         "conv layers whose update the projection changed, averaged over steps.",
         "",
