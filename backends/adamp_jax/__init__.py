@@ -1,1 +1,24 @@
-"""adamp_jax (under construction)."""
+"""adamp_jax: AdamP and SGDP (Heo et al., ICLR 2021) as optax gradient transformations.
+
+``adamp`` and ``sgdp`` are complete optimizers (``optax.chain`` of the building
+block and ``optax.scale_by_learning_rate``); ``scale_by_adamp`` and
+``scale_by_sgdp`` are the building blocks, with named states
+``ScaleByAdamPState`` / ``ScaleBySGDPState``. The default channel axis is -1
+(Flax and Keras kernels: output channels last). ``projection_branches`` reads
+which projection branch each parameter took at the last step.
+"""
+
+from adamp_jax.adamp import ScaleByAdamPState, adamp, scale_by_adamp
+from adamp_jax.diagnostics import find_projection_state, projection_branches
+from adamp_jax.sgdp import ScaleBySGDPState, scale_by_sgdp, sgdp
+
+__all__ = [
+    "ScaleByAdamPState",
+    "ScaleBySGDPState",
+    "adamp",
+    "find_projection_state",
+    "projection_branches",
+    "scale_by_adamp",
+    "scale_by_sgdp",
+    "sgdp",
+]

@@ -1,0 +1,151 @@
+"""Helpers shared by ``scale_by_adamp`` and ``scale_by_sgdp``.
+
+- hyperparameter validation through ``adamp_core`` (only for Python numbers:
+  arrays and tracers from ``optax.inject_hyperparams`` and schedules pass);
+- resolving the per-leaf channel axis and weight-decay mask;
+- the compute dtype of a leaf (at least float32, so bfloat16 reductions are
+  accumulated in float32).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamp_core import validate_adamp, validate_sgdp
+
+__all__ = [
+    "ChannelAxis",
+    "as_python_number",
+    "compute_dtype",
+    "leaf_axes",
+    "leaf_masks",
+    "require_params",
+    "unflatten_columns",
+    "validate",
+]
+
+# An int, None (never project), a callable leaf -> int | None, or a pytree of those.
+ChannelAxis = Any
+
+# A value that passes every rule of adamp_core.validation, used for the
+# arguments that are arrays or schedules (not checked here).
+_ALWAYS_VALID = {
+    "lr": 0.0,
+    "beta1": 0.0,
+    "beta2": 0.0,
+    "momentum": 0.0,
+    "dampening": 0.0,
+    "eps": 1.0,
+    "weight_decay": 0.0,
+    "delta": 0.0,
+    "wd_ratio": 0.0,
+    "nesterov": False,
+}
+
+
+def as_python_number(value: object) -> bool:
+    """True for a Python or NumPy real scalar (including bool): a value we validate."""
+    return isinstance(value, (numbers.Real, np.bool_))
+
+
+def validate(kind: str, values: Mapping[str, object], names: Mapping[str, str]) -> None:
+    """Run ``adamp_core.validate_<kind>`` on the Python-number values given.
+
+    Missing keys and non-numbers (arrays, tracers, schedules) get a valid
+    stand-in: optax checks no traced value either. ``nesterov`` is always
+    checked, since it selects code at trace time and must be a bool.
+    """
+    keys = ("lr", "eps", "weight_decay", "delta", "wd_ratio", "nesterov")
+    keys += ("beta1", "beta2") if kind == "adamp" else ("momentum", "dampening")
+    checked = {k: _ALWAYS_VALID[k] for k in keys}
+    for key, value in values.items():
+        if key == "nesterov" or as_python_number(value):
+            checked[key] = value
+    validator = validate_adamp if kind == "adamp" else validate_sgdp
+    validator(**checked, names=names)
+
+
+def require_params(params, who: str) -> None:
+    if params is None:
+        raise ValueError(
+            f"{who}.update needs the current parameters: the projection and the weight "
+            "decay use them. Call update(updates, state, params)."
+        )
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+    """The dtype a leaf's step is computed in: its own, but at least float32."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _normalise_axis(axis, ndim: int, path) -> int | None:
+    if axis is None:
+        return None
+    if isinstance(axis, jax.core.Tracer):
+        raise ValueError(
+            "channel_axis is structural, not a numeric hyperparameter: with "
+            "optax.inject_hyperparams pass static_args=('channel_axis',)"
+        )
+    if isinstance(axis, (jax.Array, np.ndarray)) and axis.shape == ():
+        axis = int(axis)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(
+            f"channel_axis for {jax.tree_util.keystr(path) or 'the parameter'} must be an "
+            f"int or None, got {axis!r}"
+        )
+    if ndim < 2:
+        return None
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"channel_axis for {jax.tree_util.keystr(path) or 'the parameter'} must be an "
+            f"integer in [-{ndim}, {ndim}) for a {ndim}-D parameter, got {axis!r}"
+        )
+    return int(axis) % ndim
+
+
+def _per_leaf(spec, params, what: str) -> list:
+    """Broadcast ``spec`` (a leaf value, a callable of the leaf, or a pytree) over params."""
+    leaves, treedef = jax.tree.flatten(params)
+    if callable(spec) and not isinstance(spec, (jax.Array, np.ndarray)):
+        return [spec(leaf) for leaf in leaves]
+    if isinstance(spec, (int, np.integer, bool, np.bool_, jax.Array, np.ndarray)) or spec is None:
+        return [spec] * len(leaves)
+    try:
+        return treedef.flatten_up_to(spec)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{what} must be one value, a callable of a parameter, or a pytree with the "
+            f"structure of the params ({treedef}); use a callable inside optax.masked. "
+            f"Mismatch: {error}"
+        ) from None
+
+
+def leaf_axes(channel_axis: ChannelAxis, params) -> list[int | None]:
+    """The normalised channel axis of each leaf of ``params`` (None: never projected)."""
+    specs = _per_leaf(channel_axis, params, "channel_axis")
+    paths_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    return [
+        _normalise_axis(spec, jnp.ndim(leaf), path)
+        for spec, (path, leaf) in zip(specs, paths_leaves, strict=True)
+    ]
+
+
+def unflatten_columns(treedef, rows: list[tuple], width: int) -> list:
+    """Turn per-leaf result tuples into ``width`` pytrees of the params' structure."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * width
+    return [treedef.unflatten(list(column)) for column in columns]
+
+
+def leaf_masks(mask: Any | Callable[[Any], Any] | None, params) -> list:
+    """The weight-decay mask of each leaf: True applies decay (default everywhere)."""
+    if mask is None:
+        return [True] * len(jax.tree.leaves(params))
+    if callable(mask):
+        mask = mask(params)
+    return _per_leaf(mask, params, "mask")

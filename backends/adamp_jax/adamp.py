@@ -1,0 +1,199 @@
+"""AdamP as an optax gradient transformation.
+
+Heo et al., ICLR 2021 (arXiv:2006.08217), Algorithm 2, as the authors'
+``adamp`` 0.3.0 implements it. Optax names: η -> ``learning_rate``, β₁, β₂ ->
+``b1``, ``b2``, ε -> ``eps``, λ -> ``weight_decay``, δ -> ``delta``.
+
+``scale_by_adamp`` turns the gradient g of each parameter w into (t = count + 1)::
+
+    m ← β₁ m + (1 - β₁) g ;  v ← β₂ v + (1 - β₂) g²
+    u = m / (sqrt(v) / sqrt(1 - β₂ᵗ) + ε)        (Nesterov: (β₁ m + (1 - β₁) g) / ...)
+    (u, r) = projection(w, g, u)                  (r = wd_ratio if it fired, else 1)
+    out = u / (1 - β₁ᵗ) + λ r w
+
+and ``adamp`` chains it with ``scale_by_learning_rate``, so the parameter moves
+by ``-η out``: ``w ← w (1 - η λ r) - η / (1 - β₁ᵗ) u``, the authors' step
+(decay decoupled, scaled by η and not by η / (1 - β₁ᵗ)). The decay lives inside
+the transformation because r depends on the projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from optax import tree as otu
+from optax._src import base, numerics, utils
+
+from adamp_jax._common import (
+    ChannelAxis,
+    compute_dtype,
+    leaf_axes,
+    leaf_masks,
+    require_params,
+    unflatten_columns,
+    validate,
+)
+from adamp_jax._projection import project_leaf
+
+__all__ = ["ScaleByAdamPState", "adamp", "scale_by_adamp"]
+
+_NAMES = {"lr": "learning_rate", "beta1": "b1", "beta2": "b2"}
+
+
+class ScaleByAdamPState(NamedTuple):
+    """State of :func:`scale_by_adamp`."""
+
+    count: jax.Array  # shape=(), int32: steps taken
+    mu: base.Updates  # first moment m (dtype mu_dtype or the params')
+    nu: base.Updates  # second moment v
+    branch: base.Updates  # int32 scalar per leaf: adamp_core.Branch of the last step
+
+
+def _zeros_branch(params):
+    return jax.tree.map(lambda _: jnp.zeros([], jnp.int32), params)
+
+
+def _schedule_value(value, count):
+    return value(count) if callable(value) else value
+
+
+def scale_by_adamp(
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    weight_decay: base.ScalarOrSchedule = 0.0,
+    delta: jax.typing.ArrayLike = 0.1,
+    wd_ratio: jax.typing.ArrayLike = 0.1,
+    nesterov: bool = False,
+    channel_axis: ChannelAxis = -1,
+    mu_dtype: Any | None = None,
+    mask: Any | Callable[[base.Params], Any] | None = None,
+) -> base.GradientTransformation:
+    """AdamP's direction plus its projection-aware decoupled weight decay.
+
+    Args:
+      b1, b2: decay rates of the first and second moments, in [0, 1).
+      eps: added to the bias-corrected sqrt(v); also the projection's ε. > 0.
+      weight_decay: λ >= 0, a number or a schedule of the step count.
+      delta: δ >= 0, the cosine threshold of the scale-invariance test.
+      wd_ratio: factor in [0, 1] on the decay of projected parameters.
+      nesterov: use (β₁ m + (1 - β₁) g) as the numerator (the authors' Nesterov).
+      channel_axis: output-channel axis: an int (default -1, Flax/Keras layout),
+        None (never project), a callable ``leaf -> int | None``, or a pytree of
+        those with the params' structure. 1-D leaves are never projected.
+      mu_dtype: dtype of the first moment; None: the params' dtype.
+      mask: weight-decay mask (pytree of bools like params, or a callable
+        params -> that pytree); False leaves get no decay.
+
+    Returns:
+      A :class:`optax.GradientTransformation` whose ``update`` requires params.
+    """
+    validate(
+        "adamp",
+        {
+            "beta1": b1,
+            "beta2": b2,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "delta": delta,
+            "wd_ratio": wd_ratio,
+            "nesterov": nesterov,
+        },
+        _NAMES,
+    )
+    mu_dtype = utils.canonicalize_dtype(mu_dtype)
+
+    def init_fn(params):
+        return ScaleByAdamPState(
+            count=jnp.zeros([], jnp.int32),
+            mu=otu.zeros_like(params, dtype=mu_dtype),
+            nu=otu.zeros_like(params),
+            branch=_zeros_branch(params),
+        )
+
+    def update_fn(updates, state, params=None):
+        require_params(params, "scale_by_adamp")
+        leaves, treedef = jax.tree.flatten(params)
+        grads = treedef.flatten_up_to(updates)
+        mus = treedef.flatten_up_to(state.mu)
+        nus = treedef.flatten_up_to(state.nu)
+        axes = leaf_axes(channel_axis, params)
+        masks = leaf_masks(mask, params)
+        count_inc = numerics.safe_increment(state.count)
+        decay = _schedule_value(weight_decay, state.count)
+        out = [
+            _leaf_step(p, g, m, v, count_inc, axis, keep, decay)
+            for p, g, m, v, axis, keep in zip(leaves, grads, mus, nus, axes, masks, strict=True)
+        ]
+        new_updates, mu, nu, branch = unflatten_columns(treedef, out, 4)
+        return new_updates, ScaleByAdamPState(count=count_inc, mu=mu, nu=nu, branch=branch)
+
+    def _leaf_step(param, grad, mu, nu, count, axis, keep, decay):
+        dtype = compute_dtype(param.dtype)
+        p, g = param.astype(dtype), grad.astype(dtype)
+        beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
+        t = count.astype(dtype)
+        m = beta1 * mu.astype(dtype) + (1 - beta1) * g
+        v = beta2 * nu.astype(dtype) + (1 - beta2) * jnp.square(g)
+        denom = jnp.sqrt(v) / jnp.sqrt(1 - beta2**t) + jnp.asarray(eps, dtype)
+        numerator = beta1 * m + (1 - beta1) * g if nesterov else m
+        proj = project_leaf(
+            p, g, numerator / denom, delta=delta, wd_ratio=wd_ratio, eps=eps, axis=axis
+        )
+        lam = jnp.asarray(decay, dtype) * jnp.asarray(keep, dtype)
+        step = proj.update / (1 - beta1**t) + (lam * proj.wd_ratio) * p
+        return step.astype(param.dtype), m.astype(mu.dtype), v.astype(nu.dtype), proj.branch
+
+    return base.GradientTransformation(init_fn, update_fn)
+
+
+def adamp(
+    learning_rate: base.ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    weight_decay: base.ScalarOrSchedule = 0.0,
+    delta: jax.typing.ArrayLike = 0.1,
+    wd_ratio: jax.typing.ArrayLike = 0.1,
+    nesterov: bool = False,
+    channel_axis: ChannelAxis = -1,
+    mu_dtype: Any | None = None,
+    mask: Any | Callable[[base.Params], Any] | None = None,
+) -> base.GradientTransformationExtraArgs:
+    """AdamP (Heo et al., ICLR 2021): Adam whose updates of scale-invariant weights
+    lose their radial component, with decoupled, projection-aware weight decay.
+
+    ``learning_rate`` is a number >= 0 or a schedule; the other arguments are
+    those of :func:`scale_by_adamp`. With ``optax.inject_hyperparams`` every
+    numeric hyperparameter can be injected; pass
+    ``static_args=("channel_axis", "mask")`` so the structural arguments are
+    not taken for hyperparameters.
+
+    Example::
+
+        opt = adamp_jax.adamp(1e-3, weight_decay=1e-2)
+        state = opt.init(params)
+        updates, state = opt.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        adamp_jax.projection_branches(state)  # which leaves were projected
+    """
+    validate("adamp", {"lr": learning_rate}, _NAMES)
+    return optax.chain(
+        scale_by_adamp(
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            weight_decay=weight_decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            nesterov=nesterov,
+            channel_axis=channel_axis,
+            mu_dtype=mu_dtype,
+            mask=mask,
+        ),
+        optax.scale_by_learning_rate(learning_rate),
+    )
