@@ -1,0 +1,189 @@
+"""What AdamP and SGDP share in Keras: channel axes, decay, diagnostics, config.
+
+Keras's base optimizer multiplies every variable by ``1 - lr·weight_decay``
+*before* ``update_step``. AdamP and SGDP scale their decay by ``wd_ratio`` where
+the projection fired, which is only known inside the update, so
+:meth:`ProjectedOptimizer._apply_weight_decay` is a no-op and ``update_step``
+applies the decay itself, once, to variables that ``exclude_from_weight_decay``
+did not exclude.
+
+Projection diagnostics: one int32 scalar optimizer variable per trainable
+variable holds the :class:`adamp_core.Branch` code of its last step (0 none,
+1 channel, 2 layer), written on the device inside the step;
+:meth:`ProjectedOptimizer.projection_branches` reads them all at once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+
+import keras
+from keras import ops
+
+from adamp_core import Branch, check_in_range
+from adamp_keras._projection import Projected, project
+
+__all__ = ["ChannelAxis", "ProjectedOptimizer"]
+
+ChannelAxis = int | None | Mapping[str, int | None] | Callable[[keras.Variable], int | None]
+_CALLABLE_KEY = "__callable__"
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def compute_dtype(variable) -> str:
+    """float32 for half-precision variables (their update is computed in float32)."""
+    dtype = keras.backend.standardize_dtype(variable.dtype)
+    return "float32" if dtype in _LOW_PRECISION else dtype
+
+
+def _resolve_axis(spec, variable) -> int | None:
+    """The channel axis of ``variable`` in ``[0, ndim)``, or None to never project it."""
+    ndim = len(variable.shape)
+    if callable(spec):
+        axis = spec(variable)
+    elif isinstance(spec, Mapping):
+        axis = -1
+        for pattern, value in spec.items():
+            if re.search(pattern, variable.path):
+                axis = value
+                break
+    else:
+        axis = spec
+    if ndim < 2 or axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
+        raise ValueError(
+            f"channel_axis must be an integer in [-{ndim}, {ndim}) or None for the "
+            f"{ndim}-D variable {variable.path!r} of shape {tuple(variable.shape)}, got {axis!r}"
+        )
+    return axis % ndim
+
+
+def _check_channel_axis(spec) -> None:
+    ok = spec is None or callable(spec) or isinstance(spec, Mapping)
+    ok = ok or (isinstance(spec, int) and not isinstance(spec, bool))
+    if not ok:
+        raise ValueError(
+            "channel_axis must be an int, None, a mapping {path regex: int or None} or a "
+            f"callable(variable) -> int or None, got {spec!r}"
+        )
+    if isinstance(spec, Mapping):
+        for key, value in spec.items():
+            if not isinstance(key, str) or not (
+                value is None or (isinstance(value, int) and not isinstance(value, bool))
+            ):
+                raise ValueError(
+                    "channel_axis mapping must map str (a regex searched in variable.path) "
+                    f"to int or None, got {key!r}: {value!r}"
+                )
+
+
+def learning_rate_for_validation(learning_rate):
+    """The number to range-check, or None for a schedule / callable / tensor."""
+    if isinstance(learning_rate, bool):
+        return learning_rate
+    if isinstance(learning_rate, (int, float)):
+        return learning_rate
+    return None
+
+
+class ProjectedOptimizer(keras.optimizers.Optimizer):
+    """Base of AdamP and SGDP: the channel axis, decoupled decay and branch codes."""
+
+    def __init__(self, *, learning_rate, channel_axis: ChannelAxis, delta, wd_ratio, epsilon,
+                 weight_decay, **kwargs):  # fmt: skip
+        if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
+            learning_rate = float(learning_rate)
+        if weight_decay is not None:
+            weight_decay = check_in_range("weight_decay", weight_decay, ">=0")
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
+        if isinstance(channel_axis, Mapping) and _CALLABLE_KEY in channel_axis:
+            channel_axis = keras.saving.deserialize_keras_object(channel_axis[_CALLABLE_KEY])
+        _check_channel_axis(channel_axis)
+        self.channel_axis = channel_axis
+        self.delta = float(delta)
+        self.wd_ratio = float(wd_ratio)
+        self.epsilon = float(epsilon)
+
+    # -- building -------------------------------------------------------------
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._channel_axes = [_resolve_axis(self.channel_axis, v) for v in variables]
+        self._branches = [
+            self.add_variable(
+                shape=(),
+                dtype="int32",
+                name=f"{v.path.replace('/', '_')}_projection",
+                initializer="zeros",
+            )
+            for v in variables
+        ]
+
+    # -- the step -------------------------------------------------------------
+
+    def _apply_weight_decay(self, variables):
+        """No-op: the decay depends on the projection and is applied in ``update_step``."""
+
+    def _decays(self, index: int) -> bool:
+        if not self.weight_decay:
+            return False
+        return self._use_weight_decay(self._trainable_variables[index])
+
+    def _project(self, index: int, param, grad, update) -> Projected:
+        """Project ``update`` (or not, for 1-D variables) and record the branch code."""
+        axis = self._channel_axes[index]
+        if axis is None or math.prod(param.shape) == 0:
+            return Projected(update, ops.ones((), dtype=param.dtype), None)
+        result = project(
+            param,
+            grad,
+            update,
+            channel_axis=axis,
+            delta=self.delta,
+            wd_ratio=self.wd_ratio,
+            eps=self.epsilon,
+        )
+        self.assign(self._branches[index], result.branch)
+        return result
+
+    # -- diagnostics ----------------------------------------------------------
+
+    def projection_branches(self) -> dict[str, Branch]:
+        """``{variable.path: Branch}`` for the last step of every trainable variable.
+
+        NONE for variables that never stepped, 1-D variables and variables whose
+        last step did not project. Reads all codes in one device-to-host transfer;
+        the step itself never synchronises. Empty before the optimizer is built.
+        """
+        if not self.built or not self._branches:
+            return {}
+        codes = ops.convert_to_numpy(ops.stack([b.value for b in self._branches]))
+        return {
+            v.path: Branch(int(code))
+            for v, code in zip(self._trainable_variables, codes, strict=True)
+        }
+
+    # -- config ---------------------------------------------------------------
+
+    def _channel_axis_config(self):
+        spec = self.channel_axis
+        if callable(spec):
+            return {_CALLABLE_KEY: keras.saving.serialize_keras_object(spec)}
+        return dict(spec) if isinstance(spec, Mapping) else spec
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "epsilon": self.epsilon,
+                "delta": self.delta,
+                "wd_ratio": self.wd_ratio,
+                "channel_axis": self._channel_axis_config(),
+            }
+        )
+        return config

@@ -1,0 +1,88 @@
+"""The projection of AdamP and SGDP in ``keras.ops`` (runs on every Keras backend).
+
+Heo et al., ICLR 2021 (arXiv:2006.08217), as implemented by the authors' ``adamp``
+0.3.0; the NumPy specification is :func:`adamp_core.projection`. For a weight w
+with gradient g and update u, the channel view has one row per output channel
+(Keras layout: the last axis, ``channel_axis=-1``) and the layer view is one row.
+Per row i of a view (row length d)::
+
+    cos_i = |g_i · w_i| / (max(||g_i||, ε) · max(||w_i||, ε))
+    fires = max_i cos_i < δ / sqrt(d)
+    u_i  ← u_i - w_i · (w_i · u_i) / (||w_i|| + ε)²       (= u - ŵ (ŵ · u), ŵ = w/(||w||+ε))
+
+The channel view is tried first, then the layer view. Rows are never formed by a
+reshape: each channel statistic (``g·g, w·w, g·w, w·u``) is a sum over every axis
+but the channel axis, and the layer statistic is the sum of the channel ones, so
+each tensor is read once per statistic. The choice is ``ops.where``, never a
+Python ``if`` on a value, so the step traces under ``jit`` / ``tf.function`` and
+never synchronises with the host.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from keras import ops
+
+from adamp_core import Branch
+
+__all__ = ["Projected", "project"]
+
+
+class Projected(NamedTuple):
+    """The projected update of one variable and what the projection did."""
+
+    update: object  # tensor, same shape as the variable
+    ratio: object  # scalar tensor: wd_ratio where a view fired, else 1
+    branch: object  # int32 scalar tensor: an adamp_core.Branch code
+
+
+def _sum(x, axes):
+    return ops.sum(x, axis=axes, keepdims=True) if axes else x
+
+
+def _cosine(gw, gg, ww, eps):
+    return ops.abs(gw) / (ops.maximum(ops.sqrt(gg), eps) * ops.maximum(ops.sqrt(ww), eps))
+
+
+def project(param, grad, update, *, channel_axis: int, delta: float, wd_ratio: float, eps: float):
+    """Project ``update`` for ``param`` if it looks scale-invariant (see the module docstring).
+
+    Args:
+      param: w before this step's decay and update (a tensor of static shape, ndim >= 2).
+      grad: ∇f(w) of this step, same shape and dtype.
+      update: the direction to project (Adam's m̂/denominator, SGD's buffer).
+      channel_axis: the output-channel axis, already normalised to ``[0, ndim)``.
+      delta, wd_ratio, eps: δ, the decay ratio where a view fires, ε.
+
+    Returns:
+      :class:`Projected` ``(update, ratio, branch)``.
+    """
+    shape = tuple(param.shape)
+    size = math.prod(shape)
+    axes = tuple(i for i in range(len(shape)) if i != channel_axis)
+    gg = _sum(grad * grad, axes)
+    ww = _sum(param * param, axes)
+    gw = _sum(grad * param, axes)
+    wu = _sum(param * update, axes)
+
+    row_length = size // shape[channel_axis]
+    channel_fires = ops.max(_cosine(gw, gg, ww, eps)) < delta / math.sqrt(row_length)
+    gg_l, ww_l, gw_l, wu_l = (ops.sum(s) for s in (gg, ww, gw, wu))
+    layer_test = _cosine(gw_l, gg_l, ww_l, eps) < delta / math.sqrt(size)
+    layer_fires = ops.logical_and(ops.logical_not(channel_fires), layer_test)
+
+    zero = ops.zeros((), dtype=param.dtype)
+    coef_channel = wu / ops.square(ops.sqrt(ww) + eps)
+    coef_layer = wu_l / ops.square(ops.sqrt(ww_l) + eps)
+    coef = ops.where(channel_fires, coef_channel, ops.where(layer_fires, coef_layer, zero))
+    fired = ops.logical_or(channel_fires, layer_fires)
+    one = ops.ones((), dtype=param.dtype)
+    ratio = ops.where(fired, ops.cast(wd_ratio, param.dtype), one)
+    branch = ops.where(
+        channel_fires,
+        int(Branch.CHANNEL),
+        ops.where(layer_fires, int(Branch.LAYER), int(Branch.NONE)),
+    )
+    return Projected(update - param * coef, ratio, ops.cast(branch, "int32"))

@@ -1,0 +1,141 @@
+"""AdamP for Keras 3: Adam with decoupled weight decay and the radial projection.
+
+Heo et al., ICLR 2021 (arXiv:2006.08217), Algorithm 2, as implemented by the
+authors' ``adamp`` 0.3.0 (specification: :func:`adamp_core.adamp_step`).
+Arguments -> symbols: ``learning_rate`` η, ``beta_1`` β₁, ``beta_2`` β₂,
+``epsilon`` ε, ``weight_decay`` λ, ``delta`` δ, ``wd_ratio``.
+
+One step for a variable w with gradient g (t = optimizer iterations + 1)::
+
+    m ← β₁ m + (1 - β₁) g ;  v ← β₂ v + (1 - β₂) g²
+    p = m / (sqrt(v) / sqrt(1 - β₂ᵗ) + ε)        (Nesterov: (β₁ m + (1 - β₁) g) / ...)
+    (p, r) = projection(w, g, p)                 (r = wd_ratio if it fired, else 1;
+                                                  1-D variables: (p, 1))
+    w ← w · (1 - η λ r)                          (decoupled; only where decay applies)
+    w ← w - η / (1 - β₁ᵗ) · p
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from adamp_core import validate_adamp
+from adamp_keras._base import (
+    ChannelAxis,
+    ProjectedOptimizer,
+    compute_dtype,
+    learning_rate_for_validation,
+)
+
+__all__ = ["AdamP"]
+
+_NAMES = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon"}
+
+
+@keras.saving.register_keras_serializable(package="adamp_keras")
+class AdamP(ProjectedOptimizer):
+    """AdamP (Heo et al., ICLR 2021) as a ``keras.optimizers.Optimizer``.
+
+    Args:
+      learning_rate: float, ``LearningRateSchedule`` or zero-argument callable. η.
+      beta_1, beta_2: decay rates of the first and second moments, in [0, 1).
+      epsilon: ε, > 0: Adam's denominator (added after the bias correction), the
+        cosine clamp and the unit-vector denominator of the projection.
+      weight_decay: λ >= 0 or None. Decoupled: w ← w·(1 - η λ r), applied once,
+        inside the update (not by the base class); ``exclude_from_weight_decay``
+        works.
+      delta: δ >= 0; a view is scale-invariant if max |cos| < δ / sqrt(row length).
+      wd_ratio: r in [0, 1], the decay factor of projected variables.
+      nesterov: Nesterov momentum in the direction.
+      channel_axis: the output-channel axis of the channel view: an int (default
+        -1, the last axis of Dense and ConvND kernels), None (never project), a
+        mapping ``{regex searched in variable.path: int or
+        None}`` (first match wins, others use -1), or ``callable(variable) -> int
+        or None``. 1-D variables are never projected.
+      **kwargs: every ``keras.optimizers.Optimizer`` keyword (``name``,
+        ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``use_ema``,
+        ``ema_momentum``, ``ema_overwrite_frequency``, ``loss_scale_factor``,
+        ``gradient_accumulation_steps``).
+
+    The state per variable is ``exp_avg``, ``exp_avg_sq`` and the int32 branch
+    code read by :meth:`projection_branches`.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        weight_decay=None,
+        delta=0.1,
+        wd_ratio=0.1,
+        nesterov=False,
+        channel_axis: ChannelAxis = -1,
+        name=None,
+        **kwargs,
+    ):
+        validate_adamp(
+            lr=learning_rate_for_validation(learning_rate) or 0.0,
+            beta1=beta_1,
+            beta2=beta_2,
+            eps=epsilon,
+            weight_decay=0.0 if weight_decay is None else weight_decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            nesterov=nesterov,
+            names=_NAMES,
+        )
+        super().__init__(
+            learning_rate=learning_rate,
+            channel_axis=channel_axis,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            epsilon=epsilon,
+            weight_decay=weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.nesterov = nesterov
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._exp_avgs, self._exp_avg_sqs = self.add_optimizer_variables(
+            variables, ["exp_avg", "exp_avg_sq"]
+        )
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One AdamP step of ``variable`` (see the module docstring)."""
+        index = self._get_variable_index(variable)
+        dtype = compute_dtype(variable)
+        lr = ops.cast(learning_rate, dtype)
+        grad = ops.cast(gradient, dtype)
+        param = ops.cast(variable, dtype)
+        exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
+        t = ops.cast(self.iterations + 1, dtype)
+        bias1 = 1.0 - ops.power(ops.cast(self.beta_1, dtype), t)
+        bias2 = 1.0 - ops.power(ops.cast(self.beta_2, dtype), t)
+
+        m = self.beta_1 * ops.cast(exp_avg, dtype) + (1.0 - self.beta_1) * grad
+        v = self.beta_2 * ops.cast(exp_avg_sq, dtype) + (1.0 - self.beta_2) * ops.square(grad)
+        self.assign(exp_avg, ops.cast(m, exp_avg.dtype))
+        self.assign(exp_avg_sq, ops.cast(v, exp_avg_sq.dtype))
+
+        denom = ops.sqrt(v) / ops.sqrt(bias2) + self.epsilon
+        numerator = self.beta_1 * m + (1.0 - self.beta_1) * grad if self.nesterov else m
+        direction, ratio, _ = self._project(index, param, grad, numerator / denom)
+
+        if self._decays(index):
+            param = param * (1.0 - lr * ops.cast(self.weight_decay, dtype) * ratio)
+        new_param = param - (lr / bias1) * direction
+        self.assign(variable, ops.cast(new_param, variable.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "nesterov": self.nesterov})
+        return config

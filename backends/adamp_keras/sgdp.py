@@ -1,0 +1,144 @@
+"""SGDP for Keras 3: SGD with momentum, decoupled weight decay and the radial projection.
+
+Heo et al., ICLR 2021 (arXiv:2006.08217), Algorithm 1, as implemented by the
+authors' ``adamp`` 0.3.0 (specification: :func:`adamp_core.sgdp_step`).
+Arguments -> symbols: ``learning_rate`` η, ``momentum`` μ, ``dampening`` τ,
+``weight_decay`` λ, ``delta`` δ, ``epsilon`` ε, ``wd_ratio``.
+
+One step for a variable w with gradient g::
+
+    b ← μ b + (1 - τ) g                  (momentum_buffer; τ applies on step 1 too)
+    p = g + μ b if nesterov else b
+    (p, r) = projection(w, g, p)         (1-D variables: (p, 1))
+    b ← p   if project_buffer and not nesterov (the authors' in-place projection)
+    w ← w · (1 - η λ r / (1 - μ))        (decoupled; only where decay applies)
+    w ← w - η p
+
+With ``momentum=0`` the buffer is never read again, so none is stored.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from adamp_core import check_bool, validate_sgdp
+from adamp_keras._base import (
+    ChannelAxis,
+    ProjectedOptimizer,
+    compute_dtype,
+    learning_rate_for_validation,
+)
+
+__all__ = ["SGDP"]
+
+_NAMES = {"lr": "learning_rate", "eps": "epsilon"}
+
+
+@keras.saving.register_keras_serializable(package="adamp_keras")
+class SGDP(ProjectedOptimizer):
+    """SGDP (Heo et al., ICLR 2021) as a ``keras.optimizers.Optimizer``.
+
+    Args:
+      learning_rate: float, ``LearningRateSchedule`` or zero-argument callable. η.
+      momentum: μ in [0, 1).
+      dampening: τ in [0, 1]; unlike ``torch.optim.SGD`` it applies on step 1 too.
+      nesterov: Nesterov momentum.
+      weight_decay: λ >= 0 or None; decoupled, w ← w·(1 - η λ r / (1 - μ)),
+        applied once inside the update; ``exclude_from_weight_decay`` works.
+      epsilon: ε > 0 of the cosine clamp and the unit-vector denominator.
+      delta: δ >= 0; a view is scale-invariant if max |cos| < δ / sqrt(row length).
+      wd_ratio: r in [0, 1], the decay factor of projected variables.
+      project_buffer: True (the authors' code): without Nesterov the stored
+        buffer is replaced by its projection. False (timm): it is kept unprojected.
+      channel_axis: as in :class:`adamp_keras.AdamP` (default -1, the last axis).
+      **kwargs: every ``keras.optimizers.Optimizer`` keyword.
+
+    The state per variable is ``momentum_buffer`` (when momentum > 0) and the
+    int32 branch code read by :meth:`projection_branches`.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.01,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=None,
+        epsilon=1e-8,
+        delta=0.1,
+        wd_ratio=0.1,
+        project_buffer=True,
+        channel_axis: ChannelAxis = -1,
+        name=None,
+        **kwargs,
+    ):
+        validate_sgdp(
+            lr=learning_rate_for_validation(learning_rate) or 0.0,
+            momentum=momentum,
+            dampening=dampening,
+            eps=epsilon,
+            weight_decay=0.0 if weight_decay is None else weight_decay,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            nesterov=nesterov,
+            names=_NAMES,
+        )
+        check_bool("project_buffer", project_buffer)
+        super().__init__(
+            learning_rate=learning_rate,
+            channel_axis=channel_axis,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            epsilon=epsilon,
+            weight_decay=weight_decay,
+            name=name,
+            **kwargs,
+        )
+        self.momentum = float(momentum)
+        self.dampening = float(dampening)
+        self.nesterov = nesterov
+        self.project_buffer = project_buffer
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._buffers = []
+        if self.momentum > 0:
+            self._buffers = self.add_optimizer_variables(variables, "momentum_buffer")
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One SGDP step of ``variable`` (see the module docstring)."""
+        index = self._get_variable_index(variable)
+        dtype = compute_dtype(variable)
+        lr = ops.cast(learning_rate, dtype)
+        grad = ops.cast(gradient, dtype)
+        param = ops.cast(variable, dtype)
+
+        buffer = (1.0 - self.dampening) * grad
+        if self._buffers:
+            stored = self._buffers[index]
+            buffer = self.momentum * ops.cast(stored, dtype) + buffer
+        direction = grad + self.momentum * buffer if self.nesterov else buffer
+        direction, ratio, _ = self._project(index, param, grad, direction)
+        if self._buffers:
+            keep_projected = self.project_buffer and not self.nesterov
+            self.assign(stored, ops.cast(direction if keep_projected else buffer, stored.dtype))
+
+        if self._decays(index):
+            decay = lr * ops.cast(self.weight_decay, dtype) * ratio / (1.0 - self.momentum)
+            param = param * (1.0 - decay)
+        self.assign(variable, ops.cast(param - lr * direction, variable.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "momentum": self.momentum,
+                "dampening": self.dampening,
+                "nesterov": self.nesterov,
+                "project_buffer": self.project_buffer,
+            }
+        )
+        return config
