@@ -1,0 +1,204 @@
+"""adamp_keras.AdamP / SGDP against the NumPy reference (adamp_core, channel_axis=-1).
+
+Runs on whichever Keras backend KERAS_BACKEND names. Each step mixes gradients
+that make the channel view fire, the layer view fire, or neither, so every
+branch, the decay ratio and the 1-D path are compared step by step, together
+with the branch codes the optimizer reports.
+"""
+
+from __future__ import annotations
+
+import adamp_keras
+import keras
+import numpy as np
+import pytest
+from keras_helpers import F32_ATOL, F32_RTOL, GRAD_KINDS, Reference, make_variables, to_numpy
+
+import adamp_core
+from adamp_core import Branch
+
+SHAPES = [(3, 3, 4, 8), (6, 5), (5,), (2, 3, 4)]
+KIND_CYCLE = ["tangent", "radial", "layer"]
+
+
+def _grads(params, step, rng):
+    grads = []
+    for i, p in enumerate(params):
+        if p.ndim < 2:
+            grads.append(rng.standard_normal(p.shape))
+        else:
+            grads.append(GRAD_KINDS[KIND_CYCLE[(step + i) % 3]](p, rng))
+    return grads
+
+
+def _run(optimizer, reference: Reference, variables, steps=4, seed=1, decay_mask=None):
+    rng = np.random.default_rng(seed)
+    seen = set()
+    for step in range(steps):
+        grads = _grads(reference.params, step, rng)
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
+        )
+        reference.step(grads, decay_mask=decay_mask)
+        branches = optimizer.projection_branches()
+        assert [branches[v.path] for v in variables] == reference.branches
+        seen.update(reference.branches)
+        for v, ref in zip(variables, reference.params, strict=True):
+            np.testing.assert_allclose(to_numpy(v), ref, rtol=F32_RTOL, atol=F32_ATOL)
+    return seen
+
+
+ADAMP_CASES = [
+    {},
+    {"weight_decay": 0.5},
+    {"weight_decay": 0.2, "nesterov": True, "beta_1": 0.8, "beta_2": 0.99},
+    {"weight_decay": 0.3, "delta": 0.5, "wd_ratio": 0.5, "epsilon": 1e-6},
+]
+
+
+@pytest.mark.parametrize("kwargs", ADAMP_CASES)
+def test_adamp_matches_reference(kwargs):
+    params, variables = make_variables(SHAPES)
+    optimizer = adamp_keras.AdamP(learning_rate=0.02, **kwargs)
+    names = {"beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}
+    hyper = {names.get(k, k): v for k, v in kwargs.items()}
+    seen = _run(optimizer, Reference(params, "adamp", lr=0.02, **hyper), variables)
+    assert seen == set(Branch)  # every branch was exercised
+
+
+SGDP_CASES = [
+    {},
+    {"momentum": 0.9, "weight_decay": 0.1},
+    {"momentum": 0.9, "weight_decay": 0.1, "project_buffer": False},
+    {"momentum": 0.8, "nesterov": True, "weight_decay": 0.2},
+    {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.1, "wd_ratio": 0.0},
+]
+
+
+@pytest.mark.parametrize("kwargs", SGDP_CASES)
+def test_sgdp_matches_reference(kwargs):
+    params, variables = make_variables(SHAPES, seed=3)
+    optimizer = adamp_keras.SGDP(learning_rate=0.05, **kwargs)
+    hyper = {("eps" if k == "epsilon" else k): v for k, v in kwargs.items()}
+    seen = _run(optimizer, Reference(params, "sgdp", lr=0.05, **hyper), variables, seed=4)
+    assert seen == set(Branch)
+
+
+def test_project_buffer_changes_the_result():
+    """The two buffer conventions differ by far more than the tolerance (so the cases above
+    distinguish them): a buffer with a radial part is stored projected or not."""
+    results = {}
+    for project_buffer in (True, False):
+        params, variables = make_variables(SHAPES, seed=3)
+        optimizer = adamp_keras.SGDP(
+            learning_rate=0.05, momentum=0.9, project_buffer=project_buffer
+        )
+        reference = Reference(params, "sgdp", lr=0.05, momentum=0.9, project_buffer=project_buffer)
+        _run(optimizer, reference, variables, seed=4)
+        results[project_buffer] = to_numpy(variables[1])
+    assert np.max(np.abs(results[True] - results[False])) > 1e-3
+
+
+def test_weight_decay_applied_exactly_once_and_exclusions_respected():
+    """Zero gradients: the update is 0, so w changes only by the decay factor.
+
+    A 2-D weight with g = 0 has cos = 0, so the projection fires and the factor is
+    1 - lr·λ·wd_ratio; a 1-D weight gets 1 - lr·λ; an excluded weight keeps its
+    value. The base class's own decay (1 - lr·λ before update_step) would show up
+    as an extra factor.
+    """
+    lr, wd, ratio = 0.1, 0.5, 0.1
+    params, variables = make_variables([(4, 3), (3,), (4, 3)], seed=7)
+    variables[2] = keras.Variable(params[2].astype("float32"), name="excluded_kernel")
+    optimizer = adamp_keras.AdamP(learning_rate=lr, weight_decay=wd, wd_ratio=ratio)
+    optimizer.exclude_from_weight_decay(var_names=["excluded"])
+    zeros = [keras.ops.zeros(p.shape) for p in params]
+    optimizer.apply(zeros, variables)
+    expected = [params[0] * (1 - lr * wd * ratio), params[1] * (1 - lr * wd), params[2]]
+    for v, e in zip(variables, expected, strict=True):
+        np.testing.assert_allclose(to_numpy(v), e, rtol=F32_RTOL, atol=F32_ATOL)
+    branches = optimizer.projection_branches()
+    assert branches[variables[0].path] is Branch.CHANNEL
+    assert branches[variables[1].path] is Branch.NONE
+
+
+def test_exclude_from_weight_decay_by_variable_matches_reference():
+    params, variables = make_variables(SHAPES, seed=8)
+    optimizer = adamp_keras.SGDP(learning_rate=0.05, momentum=0.9, weight_decay=0.5)
+    optimizer.exclude_from_weight_decay(var_list=[variables[0], variables[2]])
+    reference = Reference(params, "sgdp", lr=0.05, momentum=0.9, weight_decay=0.5)
+    _run(optimizer, reference, variables, steps=3, decay_mask=[False, True, False, True])
+
+
+def test_channel_axis_is_the_last_axis_by_default():
+    """A Dense kernel (in, out): a gradient orthogonal per output column fires CHANNEL."""
+    params, variables = make_variables([(6, 4)], seed=9)
+    rng = np.random.default_rng(10)
+    grad = GRAD_KINDS["tangent"](params[0], rng, channel_axis=-1)
+    optimizer = adamp_keras.AdamP()
+    optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], variables)
+    assert optimizer.projection_branches()[variables[0].path] is Branch.CHANNEL
+    # the same gradient seen with rows on axis 0 is not orthogonal per row: no channel view
+    _, other = make_variables([(6, 4)], seed=9)
+    optimizer = adamp_keras.AdamP(channel_axis=0)
+    optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], other)
+    assert optimizer.projection_branches()[other[0].path] is not Branch.CHANNEL
+
+
+@pytest.mark.parametrize("form", ["int", "mapping", "callable"])
+def test_configurable_channel_axis_matches_reference(form):
+    """A custom layer whose output channels are on axis 0, configured three ways."""
+    params, variables = make_variables([(5, 3, 4), (4, 6)], seed=11)
+    spec = {
+        "int": 0,
+        "mapping": {"w0": 0},
+        "callable": lambda v: 0 if v.path == "w0" else -1,
+    }[form]
+    optimizer = adamp_keras.AdamP(learning_rate=0.02, weight_decay=0.1, channel_axis=spec)
+    rng = np.random.default_rng(12)
+    refs = [p.copy() for p in params]
+    states = [adamp_core.adamp_init(p) for p in refs]
+    axes = [0, 0 if form == "int" else -1]
+    for _ in range(3):
+        grads = [GRAD_KINDS["tangent"](refs[0], rng, 0), GRAD_KINDS["radial"](refs[1], rng)]
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
+        )
+        for i, axis in enumerate(axes):
+            result = adamp_core.adamp_step(
+                refs[i], grads[i], states[i], lr=0.02, weight_decay=0.1, channel_axis=axis
+            )
+            refs[i], states[i] = result.param, result.state
+            if i == 0:
+                assert result.branch is Branch.CHANNEL
+    for v, ref in zip(variables, refs, strict=True):
+        np.testing.assert_allclose(to_numpy(v), ref, rtol=F32_RTOL, atol=F32_ATOL)
+
+
+def test_channel_axis_none_never_projects():
+    params, variables = make_variables([(6, 4)], seed=13)
+    grad = GRAD_KINDS["tangent"](params[0], np.random.default_rng(14))
+    optimizer = adamp_keras.AdamP(channel_axis=None)
+    optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], variables)
+    assert optimizer.projection_branches()[variables[0].path] is Branch.NONE
+
+
+def test_branches_report_none_before_any_step():
+    _, variables = make_variables([(3, 4), (4,)])
+    optimizer = adamp_keras.AdamP()
+    assert optimizer.projection_branches() == {}
+    optimizer.build(variables)
+    assert optimizer.projection_branches() == {v.path: Branch.NONE for v in variables}
+
+
+def test_a_variable_without_gradient_keeps_its_value_and_branch():
+    params, variables = make_variables([(4, 3), (4, 3)], seed=15)
+    optimizer = adamp_keras.SGDP(learning_rate=0.1, momentum=0.9)
+    grad = GRAD_KINDS["tangent"](params[0], np.random.default_rng(16))
+    optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32")), None], variables)
+    np.testing.assert_array_equal(to_numpy(variables[1]), params[1].astype(np.float32))
+    branches = optimizer.projection_branches()
+    assert (branches[variables[0].path], branches[variables[1].path]) == (
+        Branch.CHANNEL,
+        Branch.NONE,
+    )
