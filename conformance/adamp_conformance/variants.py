@@ -1,0 +1,360 @@
+"""Known variants: plausible ways to implement AdamP/SGDP differently.
+
+Each variant re-implements one behaviour on top of ``adamp_core``'s public
+pieces (``adam_direction``'s formula, ``cosine_similarity``, ``remove_radial``,
+``view_rows``). They serve two purposes:
+
+- the generator re-runs every case with the variants its flags name and rejects
+  a case in which a variant stays within tolerance (the flag would be blind);
+- when an implementation fails a case, the runner re-runs the case with each
+  variant and *names* the deviation whose trajectory the implementation follows.
+
+The simulation computes in float64 and rounds parameters to the case dtype
+after each step, exactly as the golden reference does; with
+:data:`OFFICIAL` it reproduces the reference to ~1e-16 (not bit for bit: plain
+NumPy sums instead of ``math.fsum``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from adamp_conformance.tolerance import round_to
+from adamp_core import Branch, cosine_similarity, remove_radial, view_rows
+
+__all__ = ["OFFICIAL", "VARIANTS", "Trajectory", "Variant", "simulate", "variants_for"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Switches away from the authors' behaviour; the defaults are the authors' behaviour."""
+
+    name: str
+    description: str
+    optimizers: tuple[str, ...] = ("adamp", "sgdp")
+    eps_inside: bool = False  # denom = (sqrt(v) + eps) / sqrt(1 - beta2^t)
+    bias_offset: int = 0  # t + offset in both bias corrections
+    decay_step_size: bool = False  # AdamP decay with lr / (1 - beta1^t) instead of lr
+    views: tuple[str, ...] = ("channel", "layer")  # order of views tried; () = no projection
+    channel_axis: str = "correct"  # "last" or "first_of_channels_last" (PyTorch layout)
+    project_1d: bool = False  # 1-D parameters projected as one row
+    wd_ratio_ignored: bool = False
+    nesterov: str = "official"  # "ignored" or "wrong" (AdamP: b1 m + g; SGDP: g + mu b_old)
+    project_buffer: bool | None = None  # None: the case's own setting
+    sgdp_decay_no_division: bool = False  # SGDP decay lr * wd * r instead of / (1 - mu)
+    dampening_first_step: bool = False  # torch.optim.SGD: buffer = g on the first step
+    cosine: str = "torch"  # "old_torch", "plus_eps", "naive", "no_abs"
+    unit_eps: bool = True  # unit vector p / (|p| + eps); False: p / |p|
+    per_group_step: bool = False  # one step counter per group, advancing every step
+    groups_ignored: bool = False  # the first group's hyperparameters for every parameter
+
+
+OFFICIAL = Variant("official", "the authors' adamp 0.3.0 (the reference)")
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "eps_inside_bias_correction",
+            "eps added before dividing by sqrt(1 - beta2^t): (sqrt(v) + eps) / sqrt(bc2) "
+            "(pytorch_optimizer)",
+            ("adamp",),
+            eps_inside=True,
+        ),
+        Variant(
+            "bias_correction_off_by_one",
+            "bias corrections 1 - beta^(t+1): the step counted from 0",
+            ("adamp",),
+            bias_offset=1,
+        ),
+        Variant(
+            "decay_uses_step_size",
+            "decoupled decay multiplied by lr / (1 - beta1^t) instead of lr",
+            ("adamp",),
+            decay_step_size=True,
+        ),
+        Variant("no_projection", "the projection is never applied (plain AdamW / SGDW)", views=()),
+        Variant(
+            "views_swapped",
+            "the layer view is tried before the channel view",
+            views=("layer", "channel"),
+        ),
+        Variant(
+            "channel_axis_last",
+            "channel rows taken along the last axis of a PyTorch-layout weight "
+            "(a channels-first port used on channels-last data, or the reverse)",
+            channel_axis="last",
+        ),
+        Variant(
+            "channel_axis_first_of_channels_last",
+            "channel rows taken along axis 0 of the channels-last weight (a PyTorch port "
+            "used on Keras/Flax kernels: rows of kernel height or input units)",
+            channel_axis="first_of_channels_last",
+        ),
+        Variant("project_1d", "1-D parameters projected as one row", project_1d=True),
+        Variant(
+            "wd_ratio_ignored",
+            "weight decay of projected weights not scaled by wd_ratio",
+            wd_ratio_ignored=True,
+        ),
+        Variant("nesterov_ignored", "nesterov=True behaves as nesterov=False", nesterov="ignored"),
+        Variant(
+            "nesterov_wrong_form",
+            "Nesterov direction b1*m + g (AdamP) or g + mu*buffer_before_update (SGDP)",
+            nesterov="wrong",
+        ),
+        Variant(
+            "sgdp_buffer_not_projected",
+            "SGDP projects a copy of the momentum buffer and stores it unprojected (timm, "
+            "pytorch_optimizer)",
+            ("sgdp",),
+            project_buffer=False,
+        ),
+        Variant(
+            "sgdp_buffer_projected",
+            "SGDP stores the projected buffer even when asked not to (project_buffer=False)",
+            ("sgdp",),
+            project_buffer=True,
+        ),
+        Variant(
+            "sgdp_decay_without_momentum_division",
+            "SGDP decay lr * weight_decay * r without the division by (1 - momentum)",
+            ("sgdp",),
+            sgdp_decay_no_division=True,
+        ),
+        Variant(
+            "dampening_skipped_on_first_step",
+            "SGDP buffer = g on the first step (torch.optim.SGD), dampening only after",
+            ("sgdp",),
+            dampening_first_step=True,
+        ),
+        Variant(
+            "cos_old_torch",
+            "cosine x.y / max(|x| |y|, eps) (torch < 1.12 cosine_similarity)",
+            cosine="old_torch",
+        ),
+        Variant(
+            "cos_plus_eps",
+            "cosine x.y / ((|x| + eps)(|y| + eps)) (torch_optimizer)",
+            cosine="plus_eps",
+        ),
+        Variant(
+            "cos_naive",
+            "cosine x.y / (|x| |y|) without eps: NaN for a zero gradient, so no projection",
+            cosine="naive",
+        ),
+        Variant(
+            "cos_without_abs",
+            "signed cosine (the paper's equation): anti-aligned gradients always projected",
+            cosine="no_abs",
+        ),
+        Variant(
+            "unit_without_eps",
+            "unit vector p / |p| without eps: NaN for a zero weight row",
+            unit_eps=False,
+        ),
+        Variant(
+            "per_group_step_counter",
+            "one step counter per parameter group, advancing even for parameters without "
+            "gradient (pytorch_optimizer; Keras and optax count globally)",
+            ("adamp",),
+            per_group_step=True,
+        ),
+        Variant(
+            "groups_ignored",
+            "every parameter stepped with the first group's hyperparameters",
+            groups_ignored=True,
+        ),
+    )
+}
+
+
+def variants_for(optimizer: str) -> list[Variant]:
+    return [v for v in VARIANTS.values() if optimizer in v.optimizers]
+
+
+@dataclass
+class Trajectory:
+    """Parameters p_0..p_T, states and branches after each step, in PyTorch layout (float64)."""
+
+    params: list[list[np.ndarray]]  # [t][i], t = 0..T
+    states: list[list[dict[str, np.ndarray]]] | None = None  # [t - 1][i], after step t
+    branches: np.ndarray | None = None  # (T, n) int, Branch codes
+    extra: dict = field(default_factory=dict)
+
+
+def _channel_axis(variant: Variant, ndim: int) -> int:
+    if variant.channel_axis == "last":
+        return ndim - 1
+    if variant.channel_axis == "first_of_channels_last":
+        return 2 if ndim > 2 else 1  # (O, I, *k) -> channels-last (*k, I, O): axis 0 is k or I
+    return 0
+
+
+def _cosine(x_rows: np.ndarray, y_rows: np.ndarray, eps: float, kind: str) -> np.ndarray:
+    if kind == "torch":
+        return cosine_similarity(x_rows, y_rows, eps)
+    dot = np.sum(x_rows * y_rows, axis=1)
+    nx = np.sqrt(np.sum(x_rows * x_rows, axis=1))
+    ny = np.sqrt(np.sum(y_rows * y_rows, axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "old_torch":
+            return np.abs(dot / np.maximum(nx * ny, eps))
+        if kind == "plus_eps":
+            return np.abs(dot / ((nx + eps) * (ny + eps)))
+        if kind == "naive":
+            return np.abs(dot / (nx * ny))
+        if kind == "no_abs":
+            return dot / (np.maximum(nx, eps) * np.maximum(ny, eps))
+    raise ValueError(f"unknown cosine variant {kind!r}")
+
+
+def _rows(x: np.ndarray, view: str, axis: int) -> np.ndarray:
+    return view_rows(x, Branch.CHANNEL if view == "channel" else Branch.LAYER, axis)
+
+
+def _unrows(rows: np.ndarray, shape: tuple[int, ...], view: str, axis: int) -> np.ndarray:
+    if view == "layer":
+        return rows.reshape(shape)
+    moved = (shape[axis], *shape[:axis], *shape[axis + 1 :])
+    return np.moveaxis(rows.reshape(moved), 0, axis)
+
+
+def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant):
+    """The projection with the variant's switches; returns (update, ratio, branch)."""
+    if p.ndim < 2 and not variant.project_1d:
+        return u, 1.0, Branch.NONE
+    if p.ndim < 2:
+        p, g, u2 = p.reshape(1, -1), g.reshape(1, -1), u.reshape(1, -1)
+        views = ("layer",)
+    else:
+        u2 = u
+        views = variant.views
+    axis = _channel_axis(variant, p.ndim)
+    for view in views:
+        pr, gr = _rows(p, view, axis), _rows(g, view, axis)
+        cos = _cosine(gr, pr, eps, variant.cosine)
+        with np.errstate(invalid="ignore"):
+            fired = bool(np.max(cos) < delta / math.sqrt(pr.shape[1]))
+        if fired:
+            ur = _rows(u2, view, axis)
+            if variant.unit_eps:
+                rows = remove_radial(pr, ur, eps)
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    unit = pr / np.sqrt(np.sum(pr * pr, axis=1))[:, None]
+                    rows = ur - unit * np.sum(unit * ur, axis=1)[:, None]
+            out = _unrows(rows, p.shape, view, axis).reshape(u.shape)
+            ratio = 1.0 if variant.wd_ratio_ignored else float(wd_ratio)
+            code = Branch.CHANNEL if view == "channel" else Branch.LAYER
+            return out, ratio, code
+    return u, 1.0, Branch.NONE
+
+
+def _adamp(p, g, st, hp, variant: Variant, group_step: int):
+    b1, b2, eps, lr = hp["beta1"], hp["beta2"], hp["eps"], hp["lr"]
+    step = st["step"] + 1
+    t = (group_step if variant.per_group_step else step) + variant.bias_offset
+    m = b1 * st["exp_avg"] + (1.0 - b1) * g
+    v = b2 * st["exp_avg_sq"] + (1.0 - b2) * (g * g)
+    bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
+    if variant.eps_inside:
+        denom = (np.sqrt(v) + eps) / math.sqrt(bc2)
+    else:
+        denom = np.sqrt(v) / math.sqrt(bc2) + eps
+    numerator = m
+    if hp["nesterov"] and variant.nesterov == "official":
+        numerator = b1 * m + (1.0 - b1) * g
+    elif hp["nesterov"] and variant.nesterov == "wrong":
+        numerator = b1 * m + g
+    d, ratio, branch = project(
+        p,
+        g,
+        numerator / denom,
+        delta=hp["delta"],
+        eps=eps,
+        wd_ratio=hp["wd_ratio"],
+        variant=variant,
+    )
+    decay_lr = lr / bc1 if variant.decay_step_size else lr
+    new = p * (1.0 - decay_lr * hp["weight_decay"] * ratio) - (lr / bc1) * d
+    return new, {"step": step, "exp_avg": m, "exp_avg_sq": v}, branch
+
+
+def _sgdp(p, g, st, hp, variant: Variant, first: bool):
+    mu, lr = hp["momentum"], hp["lr"]
+    old = st["momentum_buffer"]
+    damp = 0.0 if (variant.dampening_first_step and first) else hp["dampening"]
+    buf = mu * old + (1.0 - damp) * g
+    nesterov = hp["nesterov"] and variant.nesterov != "ignored"
+    if nesterov:
+        d = g + mu * (old if variant.nesterov == "wrong" else buf)
+    else:
+        d = buf
+    d, ratio, branch = project(
+        p, g, d, delta=hp["delta"], eps=hp["eps"], wd_ratio=hp["wd_ratio"], variant=variant
+    )
+    keep = (
+        hp.get("project_buffer", True)
+        if variant.project_buffer is None
+        else (variant.project_buffer)
+    )
+    if keep and not nesterov:
+        buf = d
+    divisor = 1.0 if variant.sgdp_decay_no_division else 1.0 - mu
+    new = p * (1.0 - lr * hp["weight_decay"] * ratio / divisor) - lr * d
+    return new, {"momentum_buffer": buf}, branch
+
+
+def simulate(
+    optimizer: str,
+    groups: Sequence[dict],
+    group_of: Sequence[int],
+    params: Sequence[np.ndarray],
+    grads: Sequence[Sequence[np.ndarray | None]],
+    dtype: str,
+    variant: Variant = OFFICIAL,
+) -> Trajectory:
+    """Run the case data through the variant; grads[t][i] is None for a missing gradient."""
+    params = [round_to(p, dtype) for p in params]
+    if optimizer == "adamp":
+        states = [
+            {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)} for p in params
+        ]
+    else:
+        states = [{"momentum_buffer": np.zeros_like(p)} for p in params]
+    first = [True] * len(params)
+    traj = Trajectory(
+        params=[list(params)], states=[], branches=np.zeros((len(grads), len(params)), np.int64)
+    )
+    with np.errstate(all="ignore"):
+        for t, step_grads in enumerate(grads):
+            new_params, new_states = [], []
+            for i, (p, g) in enumerate(zip(params, step_grads, strict=True)):
+                hp = groups[0 if variant.groups_ignored else group_of[i]]
+                if g is None:
+                    new_params.append(p)
+                    new_states.append(states[i])
+                    traj.branches[t, i] = Branch.NONE
+                    continue
+                g = np.asarray(g, dtype=np.float64)
+                if optimizer == "adamp":
+                    new, st, branch = _adamp(p, g, states[i], hp, variant, t + 1)
+                else:
+                    new, st, branch = _sgdp(p, g, states[i], hp, variant, first[i])
+                    first[i] = False
+                new_params.append(round_to(new, dtype))
+                new_states.append(st)
+                traj.branches[t, i] = int(branch)
+            params, states = new_params, new_states
+            traj.params.append(list(params))
+            traj.states.append(list(states))
+    return traj
+
+
+def with_name(variant: Variant, name: str) -> Variant:
+    return replace(variant, name=name)
