@@ -17,7 +17,9 @@ is scaled by ``wd_ratio``. Neither firing leaves u unchanged with ratio 1.
 Everything is selected with ``jnp.where``: no Python branch depends on a value,
 so the function traces once under ``jit`` and works under ``vmap`` and with
 traced hyperparameters. The layer sums are sums of the per-channel sums, so
-one pass over (g, w) and one over (w, u) serve both views.
+the per-channel dot products serve both views. Those are ``einsum`` contractions
+over a free reshape (before, channels, after) of each array: on CPU a dot
+reads its operands once, where a multiply-then-reduce materialises the product.
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ def _cosine(dot, sq_x, sq_y, eps):
     return jnp.abs(dot) / (jnp.maximum(jnp.sqrt(sq_x), eps) * jnp.maximum(jnp.sqrt(sq_y), eps))
 
 
+def _channel_dot(x, y, axis: int) -> jax.Array:
+    """Per-channel dot products of x and y (shape (channels,)), at full precision."""
+    before = math.prod(x.shape[:axis])
+    after = math.prod(x.shape[axis + 1 :])
+    channels = x.shape[axis]
+    if after == 1:
+        spec, shape = "ac,ac->c", (before, channels)
+    elif before == 1:
+        spec, shape = "cb,cb->c", (channels, after)
+    else:
+        spec, shape = "acb,acb->c", (before, channels, after)
+    return jnp.einsum(spec, x.reshape(shape), y.reshape(shape), precision=jax.lax.Precision.HIGHEST)
+
+
 def project_leaf(param, grad, update, *, delta, wd_ratio, eps, axis: int | None) -> LeafProjection:
     """Project ``update`` for the weight ``param`` with gradient ``grad``.
 
@@ -54,20 +70,22 @@ def project_leaf(param, grad, update, *, delta, wd_ratio, eps, axis: int | None)
     one = jnp.ones([], update.dtype)
     if axis is None or param.ndim < 2 or param.size == 0:
         return LeafProjection(update, one, jnp.zeros([], jnp.int32))
-    reduce_axes = tuple(i for i in range(param.ndim) if i != axis)
-    gp = jnp.sum(grad * param, axis=reduce_axes, keepdims=True)
-    gg = jnp.sum(grad * grad, axis=reduce_axes, keepdims=True)
-    pp = jnp.sum(param * param, axis=reduce_axes, keepdims=True)
+    gp = _channel_dot(grad, param, axis)
+    gg = _channel_dot(grad, grad, axis)
+    pp = _channel_dot(param, param, axis)
     row_len = param.size // param.shape[axis]
     channel = jnp.max(_cosine(gp, gg, pp, eps)) < delta / math.sqrt(row_len)
     pp_layer = jnp.sum(pp)
     layer_cos = _cosine(jnp.sum(gp), jnp.sum(gg), pp_layer, eps)
     layer = jnp.logical_and(~channel, layer_cos < delta / math.sqrt(param.size))
 
-    pu = jnp.sum(param * update, axis=reduce_axes, keepdims=True)
+    pu = _channel_dot(param, update, axis)
     coef_channel = pu / jnp.square(jnp.sqrt(pp) + eps)
     coef_layer = jnp.sum(pu) / jnp.square(jnp.sqrt(pp_layer) + eps)
     coef = jnp.where(channel, coef_channel, jnp.where(layer, coef_layer, jnp.zeros_like(pu)))
+    broadcast = [1] * param.ndim
+    broadcast[axis] = param.shape[axis]
+    coef = coef.reshape(broadcast)
     projected = update - param * coef
 
     fired = jnp.logical_or(channel, layer)
