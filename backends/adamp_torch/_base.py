@@ -154,14 +154,12 @@ class ProjectedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            foreach = group["foreach"] is not False
-            ops = _ops.ForeachOps if foreach else _ops.LoopOps
             for bucket in self._buckets(group):
-                if foreach:
-                    self._update(ops, bucket, group)
+                if _use_foreach(group["foreach"], bucket.params[0]):
+                    self._update(_ops.ForeachOps, bucket, group)
                 else:
                     for single in _split(bucket):
-                        self._update(ops, single, group)
+                        self._update(_ops.LoopOps, single, group)
         return loss
 
     def projection_branches(self) -> dict[Tensor, Branch]:
@@ -175,6 +173,16 @@ class ProjectedOptimizer(Optimizer):
                 code = self.state[p].get("projection") if p in self.state else None
                 result[p] = Branch.NONE if code is None else Branch(int(code))
         return result
+
+
+def _use_foreach(foreach: bool | None, like: Tensor) -> bool:
+    """``foreach=None`` picks the multi-tensor path off the CPU only.
+
+    On the CPU, stepping one tensor at a time is faster: its temporaries stay in
+    cache and are reused by the allocator, where the multi-tensor path allocates
+    whole lists of them (torch.optim makes the same default choice).
+    """
+    return foreach if foreach is not None else like.device.type != "cpu"
 
 
 def _split(bucket: Bucket) -> list[Bucket]:

@@ -1,0 +1,227 @@
+"""adamp_torch against the NumPy reference (adamp_core) and the authors' adamp 0.3.0.
+
+float64 runs must agree to 1e-12: the reference is exact to ~1e-16 and each
+step here does O(10) roundings of O(1) quantities (|w| ~ 1, |update| <= a few),
+so a handful of steps stays near 1e-15; 1e-12 leaves room without hiding a
+wrong formula (a wrong eps placement or decay is >= 1e-9 at these values).
+"""
+
+from __future__ import annotations
+
+import adamp
+import adamp_torch
+import numpy as np
+import pytest
+import torch
+from torch_helpers import KINDS, gradient, reference_run, set_grads, torch_params
+
+import adamp_core
+
+SHAPES = [(3,), (1,), (4, 5), (1, 6), (6, 1), (3, 2, 2, 2), (2, 1, 3, 1), (5, 3, 1, 1), (2, 3, 4)]
+STEPS = 4
+ATOL64 = 1e-12
+
+ADAMP_CONFIGS = [
+    dict(lr=0.05),
+    dict(lr=0.05, nesterov=True),
+    dict(lr=0.05, weight_decay=0.1),
+    dict(lr=0.05, weight_decay=0.1, nesterov=True),
+    dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.3, delta=0.2, wd_ratio=0.5),
+]
+SGDP_CONFIGS = [
+    dict(lr=0.1),
+    dict(lr=0.1, momentum=0.9),
+    dict(lr=0.1, momentum=0.9, nesterov=True),
+    dict(lr=0.1, momentum=0.9, weight_decay=0.1),
+    dict(lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True),
+    dict(lr=0.05, momentum=0.5, dampening=0.3, weight_decay=0.2, delta=0.2, wd_ratio=0.3),
+]
+
+
+def problem(seed: int, steps: int = STEPS, none_every: int = 0):
+    """Random parameters and, per step, gradients of every kind (all branches fire)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(SHAPES))
+    params = [rng.normal(size=SHAPES[i]) for i in order]
+    grads_per_step = []
+    for t in range(steps):
+        grads = []
+        for i, p in enumerate(params):
+            kind = KINDS[(i + t + seed) % len(KINDS)]
+            g = gradient(kind, rng.normal(size=p.shape), p)
+            grads.append(None if none_every and (i + t) % none_every == 0 else g)
+        grads_per_step.append(grads)
+    return params, grads_per_step
+
+
+def core_hyper(kind: str, config: dict) -> dict:
+    hyper = dict(config)
+    if kind == "adamp" and "betas" in hyper:
+        hyper["beta1"], hyper["beta2"] = hyper.pop("betas")
+    return hyper
+
+
+def run_torch(cls, params, grads_per_step, dtype=torch.float64, **kwargs):
+    tensors = torch_params(params, dtype)
+    opt = cls(tensors, **kwargs)
+    for grads in grads_per_step:
+        # the reference steps on the weights before each step; set grads from the problem
+        set_grads(tensors, grads, dtype)
+        opt.step()
+    return tensors, opt
+
+
+def assert_state_close(kind, opt, tensors, states, atol):
+    for p, ref in zip(tensors, states, strict=True):
+        state = opt.state[p]
+        if kind == "adamp":
+            if ref.step == 0:
+                assert not state
+                continue
+            assert float(state["step"]) == ref.step
+            np.testing.assert_allclose(state["exp_avg"].double().numpy(), ref.exp_avg, atol=atol)
+            np.testing.assert_allclose(
+                state["exp_avg_sq"].double().numpy(), ref.exp_avg_sq, atol=atol
+            )
+        elif state:
+            np.testing.assert_allclose(
+                state["momentum_buffer"].double().numpy(), ref.momentum_buffer, atol=atol
+            )
+
+
+CASES = [("adamp", c) for c in ADAMP_CONFIGS] + [("sgdp", c) for c in SGDP_CONFIGS]
+CLASSES = {"adamp": adamp_torch.AdamP, "sgdp": adamp_torch.SGDP}
+CORE = {"adamp": adamp_core.adamp_step, "sgdp": adamp_core.sgdp_step}
+AUTHORS = {"adamp": adamp.AdamP, "sgdp": adamp.SGDP}
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize(("kind", "config"), CASES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_core_float64(kind, config, foreach, seed):
+    params, grads_per_step = problem(seed, none_every=5 if seed else 0)
+    tensors, opt = run_torch(CLASSES[kind], params, grads_per_step, foreach=foreach, **config)
+    ref_params, ref_states, ref_branches = reference_run(
+        CORE[kind], params, grads_per_step, **core_hyper(kind, config)
+    )
+    for p, ref in zip(tensors, ref_params, strict=True):
+        np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
+    assert_state_close(kind, opt, tensors, ref_states, ATOL64)
+    branches = opt.projection_branches()
+    assert [branches[p] for p in tensors] == ref_branches
+
+
+@pytest.mark.parametrize(("kind", "config"), CASES)
+def test_matches_authors_adamp_float64(kind, config):
+    params, grads_per_step = problem(2)
+    tensors, opt = run_torch(CLASSES[kind], params, grads_per_step, **config)
+    theirs = torch_params(params)
+    their_opt = AUTHORS[kind](theirs, **config)
+    for grads in grads_per_step:
+        set_grads(theirs, grads)
+        their_opt.step()
+    for ours, p in zip(tensors, theirs, strict=True):
+        torch.testing.assert_close(ours, p, rtol=0, atol=ATOL64)
+        key = "exp_avg" if kind == "adamp" else "momentum"
+        ours_key = "exp_avg" if kind == "adamp" else "momentum_buffer"
+        torch.testing.assert_close(
+            opt.state[ours][ours_key], their_opt.state[p][key], rtol=0, atol=ATOL64
+        )
+
+
+@pytest.mark.parametrize(("kind", "config"), CASES)
+def test_foreach_equals_single_tensor_float64(kind, config):
+    params, grads_per_step = problem(3)
+    multi, _ = run_torch(CLASSES[kind], params, grads_per_step, foreach=True, **config)
+    single, _ = run_torch(CLASSES[kind], params, grads_per_step, foreach=False, **config)
+    for a, b in zip(multi, single, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize(("kind", "config"), [CASES[3], CASES[-2]])
+@pytest.mark.parametrize("foreach", [True, False])
+def test_float32_close_to_reference(kind, config, foreach):
+    """float32 against the float64 reference from the same (float32-rounded) inputs.
+
+    Each step rounds O(10) times at unit roundoff u = 2^-24 on quantities of size
+    |w| + step_size·|update|, and errors of earlier steps carry over, so the bound
+    is steps · 16u · (max|w| + max step_size · max|update|).
+    """
+    params, grads_per_step = problem(4)
+    params = [p.astype(np.float32).astype(np.float64) for p in params]
+    grads_per_step = [
+        [g.astype(np.float32).astype(np.float64) for g in grads] for grads in grads_per_step
+    ]
+    tensors, _ = run_torch(
+        CLASSES[kind], params, grads_per_step, dtype=torch.float32, foreach=foreach, **config
+    )
+    ref_params, _, _ = reference_run(CORE[kind], params, grads_per_step, **core_hyper(kind, config))
+    unit = 2.0**-24
+    max_update = 1.0 / (1.0 - 0.9) if kind == "sgdp" else 10.0  # |m̂/denom| and |buffer| bounds
+    max_g = max(np.abs(g).max() for grads in grads_per_step for g in grads)
+    for p, ref in zip(tensors, ref_params, strict=True):
+        scale = np.abs(ref).max() + config["lr"] * 10 * max_update * max(1.0, max_g)
+        np.testing.assert_allclose(
+            p.detach().double().numpy(), ref, rtol=0, atol=STEPS * 16 * unit * scale
+        )
+
+
+@pytest.mark.parametrize("kind", ["adamp", "sgdp"])
+def test_maximize_is_descent_on_negated_gradient(kind):
+    config = dict(ADAMP_CONFIGS[3] if kind == "adamp" else SGDP_CONFIGS[3])
+    params, grads_per_step = problem(5)
+    tensors, _ = run_torch(CLASSES[kind], params, grads_per_step, maximize=True, **config)
+    negated = [[-g for g in grads] for grads in grads_per_step]
+    ref_params, _, _ = reference_run(CORE[kind], params, negated, **core_hyper(kind, config))
+    for p, ref in zip(tensors, ref_params, strict=True):
+        np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_unprojected_buffer_matches_core(foreach, nesterov):
+    config = dict(lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=nesterov)
+    params, grads_per_step = problem(6)
+    tensors, opt = run_torch(
+        adamp_torch.SGDP, params, grads_per_step, project_buffer=False, foreach=foreach, **config
+    )
+    ref_params, ref_states, _ = reference_run(
+        adamp_core.sgdp_step, params, grads_per_step, project_buffer=False, **config
+    )
+    for p, ref in zip(tensors, ref_params, strict=True):
+        np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
+    assert_state_close("sgdp", opt, tensors, ref_states, ATOL64)
+
+
+def test_every_branch_is_exercised():
+    """The problems above reach all three branches on >1-D weights, size-1 axes included."""
+    seen = set()
+    for seed in range(4):
+        params, grads_per_step = problem(seed)
+        for grads in grads_per_step:
+            for p, g in zip(params, grads, strict=True):
+                seen.add(adamp_core.projection(p, g, g, delta=0.1, wd_ratio=0.1, eps=1e-8).branch)
+    assert seen == set(adamp_core.Branch)
+
+
+@pytest.mark.parametrize("kind", ["adamp", "sgdp"])
+def test_non_contiguous_and_channels_last(kind):
+    """Reductions over axes: channels_last and transposed weights step like contiguous ones."""
+    config = ADAMP_CONFIGS[2] if kind == "adamp" else SGDP_CONFIGS[3]
+    params, grads_per_step = problem(7)
+    base, _ = run_torch(CLASSES[kind], params, grads_per_step, **config)
+    for layout in ("channels_last", "transposed"):
+        tensors = []
+        for a in params:
+            t = torch.tensor(a)
+            if layout == "channels_last" and t.ndim == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+            elif layout == "transposed" and t.ndim == 2:
+                t = t.t().contiguous().t()
+            tensors.append(torch.nn.Parameter(t))
+        opt = CLASSES[kind](tensors, **config)
+        for grads in grads_per_step:
+            set_grads(tensors, grads)
+            opt.step()
+        for a, b in zip(base, tensors, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
