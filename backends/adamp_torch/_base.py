@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from torch.optim.optimizer import required
 
 from adamp_core import Branch, check_bool, check_in_range
 from adamp_torch import _ops
@@ -90,6 +91,11 @@ class ProjectedOptimizer(Optimizer):
         return {"foreach": None, "maximize": False, "capturable": False}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if self.defaults.get("lr") is required and "lr" not in param_group:
+            raise ValueError(
+                f"lr is required by {type(self).__name__}: pass lr=<a number >= 0> to the "
+                "constructor or set 'lr' in every parameter group"
+            )
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
