@@ -27,7 +27,7 @@ Every magnitude is multiplied by ``grad_scale``; ids are stable and never reused
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -87,13 +87,25 @@ class Case:
     seed: int = 0
     expose: tuple[str, ...] | None = None  # variants that must be visible (default: flags')
     low_expose: dict = field(default_factory=dict)  # dtype -> variants visible in that dtype
+    # float16 AdamP needs (1 - beta2) g^2 above float16's normal range (6e-5): |g| >~ 0.3
+    f16_grad_factor: float = 1.0
+    f16_hyper: dict = field(default_factory=dict)  # overrides in float16 only
 
     def group_hyper(self, dtype: str) -> list[dict]:
         base = dict(ADAMP_DEFAULTS if self.optimizer == "adamp" else SGDP_DEFAULTS)
         base.update(self.hyper)
         if dtype in ("float16", "bfloat16"):
             base.update(self.low_hyper)
+        if dtype == "float16":
+            base.update(self.f16_hyper)
         return [{**base, **g} for g in self.groups]
+
+    def param_specs(self, dtype: str) -> tuple[ParamSpec, ...]:
+        if dtype != "float16" or self.f16_grad_factor == 1.0:
+            return self.params
+        return tuple(
+            replace(p, grad_scale=p.grad_scale * self.f16_grad_factor) for p in self.params
+        )
 
     def horizon(self, dtype: str) -> int:
         return self.low_steps if dtype in ("float16", "bfloat16") else self.steps
@@ -187,6 +199,10 @@ CONV = (4, 3, 2, 2)  # (out, in, kh, kw): 12 elements per channel row
 DENSE = (5, 6)
 ALL_DTYPES = ("float64", "float32", "float16", "bfloat16")
 LOW = {"lr": 0.05}
+# float16 cannot hold eps = 1e-8 (its smallest subnormal is 6e-8): 0 / (0 + eps) would be NaN.
+# float16 AdamP also needs (1 - beta2) g^2 in float16's normal range, hence beta2 = 0.9.
+F16_ADAMP = {"eps": 1e-3, "beta2": 0.9}
+F16_SGDP = {"eps": 1e-4}
 
 CASES: tuple[Case, ...] = (
     # ---------------------------------------------------------------- AdamP
@@ -200,6 +216,8 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 1e-2},
         dtypes=("float64", "float32", "float16"),
         low_hyper=LOW,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=1,
     ),
     Case(
@@ -211,6 +229,8 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 1e-2},
         dtypes=("float64", "float32", "float16"),
         low_hyper=LOW,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=2,
     ),
     Case(
@@ -223,6 +243,8 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 1e-2},
         dtypes=("float64", "float32", "float16"),
         low_hyper=LOW,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=3,
     ),
     Case(
@@ -256,6 +278,8 @@ CASES: tuple[Case, ...] = (
         dtypes=("float64", "float32", "float16"),
         low_hyper=LOW,
         steps=8,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=6,
     ),
     Case(
@@ -267,6 +291,8 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 1e-2, "weight_decay": 0.5},
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.05, "weight_decay": 2.0},
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=7,
     ),
     Case(
@@ -278,6 +304,8 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 1e-2, "nesterov": True},
         dtypes=ALL_DTYPES,
         low_hyper=LOW,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=8,
         low_expose={"bfloat16": ("nesterov_wrong_form",)},
     ),
@@ -291,6 +319,8 @@ CASES: tuple[Case, ...] = (
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.05, "weight_decay": 2.0},
         low_steps=4,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=9,
     ),
     Case(
@@ -302,6 +332,8 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 1e-2},
         dtypes=ALL_DTYPES,
         low_hyper=LOW,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=10,
     ),
     Case(
@@ -345,6 +377,8 @@ CASES: tuple[Case, ...] = (
         groups=({}, {"lr": 3e-2, "beta1": 0.8, "weight_decay": 0.5, "wd_ratio": 0.5}),
         dtypes=("float64", "float32", "float16"),
         low_hyper=LOW,
+        f16_grad_factor=100.0,
+        f16_hyper=F16_ADAMP,
         seed=13,
     ),
     Case(
@@ -390,6 +424,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.9},
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=21,
         low_expose={"float16": ("no_projection", "views_swapped"), "bfloat16": ("project_1d",)},
     ),
@@ -405,6 +440,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.9},
         dtypes=("float64", "float32", "float16"),
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=22,
     ),
     Case(
@@ -419,6 +455,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.5},
         dtypes=("float64", "float32", "float16"),
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=23,
     ),
     Case(
@@ -443,6 +480,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.9},
         dtypes=("float64", "float32", "float16"),
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=25,
     ),
     Case(
@@ -464,6 +502,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.9, "nesterov": True},
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=27,
         low_expose={
             "float16": ("nesterov_ignored", "nesterov_wrong_form", "no_projection"),
@@ -479,6 +518,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.9, "dampening": 0.5},
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=28,
     ),
     Case(
@@ -494,6 +534,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1},
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.3, "weight_decay": 0.3},
+        f16_hyper=F16_SGDP,
         seed=29,
     ),
     Case(
@@ -508,6 +549,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.5, "weight_decay": 0.3},
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.3, "weight_decay": 0.5},
+        f16_hyper=F16_SGDP,
         seed=30,
     ),
     Case(
@@ -522,6 +564,7 @@ CASES: tuple[Case, ...] = (
         hyper={"lr": 0.1, "momentum": 0.9},
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=31,
     ),
     Case(
@@ -544,6 +587,7 @@ CASES: tuple[Case, ...] = (
         groups=({}, {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.5, "wd_ratio": 0.5}),
         dtypes=ALL_DTYPES,
         low_hyper={"lr": 0.3},
+        f16_hyper=F16_SGDP,
         seed=33,
     ),
 )

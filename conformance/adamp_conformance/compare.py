@@ -94,7 +94,8 @@ def compare(
         for i in range(n):
             p_ref, p_prev_ref = expected.params[t][i], expected.params[t - 1][i]
             p, p_prev = actual.params[t][i], actual.params[t - 1][i]
-            u_ref, u = p_ref - p_prev_ref, p - p_prev
+            with np.errstate(all="ignore"):
+                u_ref, u = p_ref - p_prev_ref, p - p_prev
             p_mag = np.maximum(np.abs(p_ref), np.abs(p_prev_ref))  # elementwise
             u_scale = _maxabs(u_ref)
             cum_update[i] += u_scale

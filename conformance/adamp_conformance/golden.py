@@ -86,14 +86,15 @@ def build(case: Case, dtype: str) -> GoldenCase:
     rng = np.random.default_rng([case.seed, DTYPE_SEED[dtype]])
     groups = case.group_hyper(dtype)
     group_of = [spec.group for spec in case.params]
-    params = [round_to(make_init(spec, rng), dtype) for spec in case.params]
+    specs = case.param_specs(dtype)
+    params = [round_to(make_init(spec, rng), dtype) for spec in specs]
     states = [_core_init(case.optimizer)(p) for p in params]
     step_fn = _core_step(case.optimizer)
     traj = Trajectory(params=[list(params)], states=[], branches=None)
     branches, all_grads = [], []
     for t in range(case.horizon(dtype)):
         grads = []
-        for spec, p in zip(case.params, params, strict=True):
+        for spec, p in zip(specs, params, strict=True):
             g = make_grad(spec, p, t, rng)
             grads.append(None if g is None else round_to(g, dtype))
         new_params, new_states, row = [], [], []

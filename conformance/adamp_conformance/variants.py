@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from adamp_conformance.tolerance import round_to
 from adamp_core import Branch, cosine_similarity, remove_radial, view_rows
 
-__all__ = ["OFFICIAL", "VARIANTS", "Trajectory", "Variant", "simulate", "variants_for"]
+__all__ = [
+    "OFFICIAL",
+    "VARIANTS",
+    "Trajectory",
+    "Variant",
+    "VariantStepper",
+    "combine",
+    "simulate",
+    "variants_for",
+]
 
 
 @dataclass(frozen=True)
@@ -224,8 +233,11 @@ def _unrows(rows: np.ndarray, shape: tuple[int, ...], view: str, axis: int) -> n
     return np.moveaxis(rows.reshape(moved), 0, axis)
 
 
-def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant):
-    """The projection with the variant's switches; returns (update, ratio, branch)."""
+def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant, axis: int | None = None):
+    """The projection with the variant's switches; returns (update, ratio, branch).
+
+    ``axis`` overrides the channel axis (default: the variant's rule in PyTorch layout).
+    """
     if p.ndim < 2 and not variant.project_1d:
         return u, 1.0, Branch.NONE
     if p.ndim < 2:
@@ -234,7 +246,7 @@ def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant):
     else:
         u2 = u
         views = variant.views
-    axis = _channel_axis(variant, p.ndim)
+    axis = _channel_axis(variant, p.ndim) if axis is None else axis % p.ndim
     for view in views:
         pr, gr = _rows(p, view, axis), _rows(g, view, axis)
         cos = _cosine(gr, pr, eps, variant.cosine)
@@ -255,7 +267,7 @@ def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant):
     return u, 1.0, Branch.NONE
 
 
-def _adamp(p, g, st, hp, variant: Variant, group_step: int):
+def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis):
     b1, b2, eps, lr = hp["beta1"], hp["beta2"], hp["eps"], hp["lr"]
     step = st["step"] + 1
     t = (group_step if variant.per_group_step else step) + variant.bias_offset
@@ -285,7 +297,7 @@ def _adamp(p, g, st, hp, variant: Variant, group_step: int):
     return new, {"step": step, "exp_avg": m, "exp_avg_sq": v}, branch
 
 
-def _sgdp(p, g, st, hp, variant: Variant, first: bool):
+def _sgdp(p, g, st, hp, variant: Variant, first: bool, axis):
     mu, lr = hp["momentum"], hp["lr"]
     old = st["momentum_buffer"]
     damp = 0.0 if (variant.dampening_first_step and first) else hp["dampening"]
@@ -296,7 +308,14 @@ def _sgdp(p, g, st, hp, variant: Variant, first: bool):
     else:
         d = buf
     d, ratio, branch = project(
-        p, g, d, delta=hp["delta"], eps=hp["eps"], wd_ratio=hp["wd_ratio"], variant=variant
+        p,
+        g,
+        d,
+        delta=hp["delta"],
+        eps=hp["eps"],
+        wd_ratio=hp["wd_ratio"],
+        variant=variant,
+        axis=axis,
     )
     keep = (
         hp.get("project_buffer", True)
@@ -310,6 +329,69 @@ def _sgdp(p, g, st, hp, variant: Variant, first: bool):
     return new, {"momentum_buffer": buf}, branch
 
 
+class VariantStepper:
+    """Steps parameters with a variant, in float64, rounding parameters to ``dtype``.
+
+    With ``channel_axis=None`` the variant's channel-axis rule applies to
+    PyTorch-layout tensors; an integer forces that axis for every >1-D tensor.
+    It has the adapter stepper interface (``step``, ``state``, ``branches``).
+    """
+
+    def __init__(
+        self,
+        optimizer: str,
+        groups: Sequence[dict],
+        group_of: Sequence[int],
+        params: Sequence[np.ndarray],
+        dtype: str,
+        variant: Variant = OFFICIAL,
+        channel_axis: int | None = None,
+    ) -> None:
+        self.optimizer, self.groups, self.group_of = optimizer, list(groups), list(group_of)
+        self.dtype, self.variant, self.axis = dtype, variant, channel_axis
+        self.params = [round_to(p, dtype) for p in params]
+        if optimizer == "adamp":
+            self._states = [
+                {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
+                for p in self.params
+            ]
+        else:
+            self._states = [{"momentum_buffer": np.zeros_like(p)} for p in self.params]
+        self._first = [True] * len(self.params)
+        self._branches = [int(Branch.NONE)] * len(self.params)
+        self._count = 0
+
+    def step(self, grads: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        self._count += 1
+        variant = self.variant
+        with np.errstate(all="ignore"):
+            for i, g in enumerate(grads):
+                if g is None:
+                    continue
+                p = self.params[i]
+                hp = self.groups[0 if variant.groups_ignored else self.group_of[i]]
+                g = np.asarray(g, dtype=np.float64)
+                if self.optimizer == "adamp":
+                    new, st, branch = _adamp(
+                        p, g, self._states[i], hp, variant, self._count, self.axis
+                    )
+                else:
+                    new, st, branch = _sgdp(
+                        p, g, self._states[i], hp, variant, self._first[i], self.axis
+                    )
+                    self._first[i] = False
+                self.params[i] = round_to(new, self.dtype)
+                self._states[i] = st
+                self._branches[i] = int(branch)
+        return list(self.params)
+
+    def state(self) -> list[dict]:
+        return [dict(s) for s in self._states]
+
+    def branches(self) -> list[int]:
+        return list(self._branches)
+
+
 def simulate(
     optimizer: str,
     groups: Sequence[dict],
@@ -319,42 +401,32 @@ def simulate(
     dtype: str,
     variant: Variant = OFFICIAL,
 ) -> Trajectory:
-    """Run the case data through the variant; grads[t][i] is None for a missing gradient."""
-    params = [round_to(p, dtype) for p in params]
-    if optimizer == "adamp":
-        states = [
-            {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)} for p in params
-        ]
-    else:
-        states = [{"momentum_buffer": np.zeros_like(p)} for p in params]
-    first = [True] * len(params)
-    traj = Trajectory(
-        params=[list(params)], states=[], branches=np.zeros((len(grads), len(params)), np.int64)
-    )
-    with np.errstate(all="ignore"):
-        for t, step_grads in enumerate(grads):
-            new_params, new_states = [], []
-            for i, (p, g) in enumerate(zip(params, step_grads, strict=True)):
-                hp = groups[0 if variant.groups_ignored else group_of[i]]
-                if g is None:
-                    new_params.append(p)
-                    new_states.append(states[i])
-                    traj.branches[t, i] = Branch.NONE
-                    continue
-                g = np.asarray(g, dtype=np.float64)
-                if optimizer == "adamp":
-                    new, st, branch = _adamp(p, g, states[i], hp, variant, t + 1)
-                else:
-                    new, st, branch = _sgdp(p, g, states[i], hp, variant, first[i])
-                    first[i] = False
-                new_params.append(round_to(new, dtype))
-                new_states.append(st)
-                traj.branches[t, i] = int(branch)
-            params, states = new_params, new_states
-            traj.params.append(list(params))
-            traj.states.append(list(states))
+    """Run the case data (PyTorch layout) through the variant; grads[t][i] None = no gradient."""
+    stepper = VariantStepper(optimizer, groups, group_of, params, dtype, variant)
+    traj = Trajectory(params=[list(stepper.params)], states=[], branches=None)
+    branches = []
+    for step_grads in grads:
+        traj.params.append(stepper.step(step_grads))
+        traj.states.append(stepper.state())
+        branches.append(
+            [
+                b if g is not None else int(Branch.NONE)
+                for b, g in zip(stepper.branches(), step_grads, strict=True)
+            ]
+        )
+    traj.branches = np.array(branches, dtype=np.int64).reshape(len(grads), len(params))
     return traj
 
 
-def with_name(variant: Variant, name: str) -> Variant:
-    return replace(variant, name=name)
+def combine(a: Variant, b: Variant) -> Variant:
+    """Both variants' switches at once (b's wins where both set one)."""
+    changes = {}
+    for f in fields(Variant):
+        if f.name in ("name", "description", "optimizers"):
+            continue
+        default = getattr(OFFICIAL, f.name)
+        value = getattr(b, f.name)
+        changes[f.name] = value if value != default else getattr(a, f.name)
+    return replace(
+        a, name=f"{a.name}+{b.name}", description=f"{a.description}; {b.description}", **changes
+    )

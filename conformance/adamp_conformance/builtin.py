@@ -1,0 +1,287 @@
+"""Built-in adapters: the reference, this project's backends and public implementations.
+
+Each is created on demand, so a missing framework only matters when its adapter
+is asked for (:class:`Unavailable` says why). Names:
+
+- ``reference`` / ``reference-channels-last``: ``adamp_core`` itself (NumPy);
+- ``adamp_torch`` (default foreach), ``adamp_torch-foreach``, ``adamp_torch-single``;
+- ``adamp_jax`` (optax, channels last);
+- ``adamp_keras`` (the process's KERAS_BACKEND), and ``adamp_keras-tensorflow``,
+  ``adamp_keras-jax``, ``adamp_keras-torch``, which require that backend;
+- ``adamp`` (the authors' 0.3.0), ``timm``, ``pytorch_optimizer``, ``torch_optimizer``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import adamp_core
+from adamp_conformance.adapters import (
+    CHANNELS_FIRST,
+    CHANNELS_LAST,
+    Adapter,
+    Problem,
+    keras_adapter,
+    optax_adapter,
+    package_version,
+    torch_adapter,
+)
+
+__all__ = ["BUILTIN", "THIRD_PARTY", "Unavailable", "get_adapter", "reference_adapter"]
+
+THIRD_PARTY = ("adamp", "timm", "pytorch_optimizer", "torch_optimizer")
+_CORE_KEYS = {
+    "adamp": ("lr", "beta1", "beta2", "eps", "weight_decay", "delta", "wd_ratio", "nesterov"),
+    "sgdp": (
+        "lr",
+        "momentum",
+        "dampening",
+        "weight_decay",
+        "nesterov",
+        "eps",
+        "delta",
+        "wd_ratio",
+        "project_buffer",
+    ),
+}
+
+
+class Unavailable(RuntimeError):
+    """The adapter's implementation is not installed or not usable here."""
+
+
+class _CoreStepper:
+    """adamp_core stepping each parameter, rounding to the case dtype (the reference)."""
+
+    def __init__(self, problem: Problem) -> None:
+        from adamp_conformance.tolerance import round_to
+
+        self.problem, self.round = problem, round_to
+        self.params = [np.asarray(p, dtype=np.float64) for p in problem.params]
+        init = adamp_core.adamp_init if problem.optimizer == "adamp" else adamp_core.sgdp_init
+        self._step = adamp_core.adamp_step if problem.optimizer == "adamp" else adamp_core.sgdp_step
+        self.states = [init(p) for p in self.params]
+        self._branches = [0] * len(self.params)
+
+    def step(self, grads):
+        pb = self.problem
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            hp = {k: pb.groups[pb.group_of[i]][k] for k in _CORE_KEYS[pb.optimizer]}
+            r = self._step(self.params[i], g, self.states[i], channel_axis=pb.channel_axis, **hp)
+            self.params[i] = self.round(r.param, pb.dtype)
+            self.states[i] = r.state
+            self._branches[i] = int(r.branch)
+        return list(self.params)
+
+    def state(self):
+        return [s._asdict() for s in self.states]
+
+    def branches(self):
+        return list(self._branches)
+
+
+def reference_adapter(layout: str = CHANNELS_FIRST) -> Adapter:
+    name = "reference" if layout == CHANNELS_FIRST else "reference-channels-last"
+    return Adapter(
+        name=name,
+        factory=_CoreStepper,
+        layout=layout,
+        versions={"adamp_core": adamp_core.__version__, "numpy": np.__version__},
+        description="adamp_core, the NumPy reference",
+    )
+
+
+def _adamp_torch(foreach: bool | None) -> Callable[[], Adapter]:
+    def make() -> Adapter:
+        import adamp_torch
+
+        suffix = {None: "", True: "-foreach", False: "-single"}[foreach]
+        return torch_adapter(
+            f"adamp_torch{suffix}",
+            adamp=adamp_torch.AdamP,
+            sgdp=adamp_torch.SGDP,
+            extra={"foreach": foreach},
+            branches=True,
+            versions=lambda: {
+                "torch": package_version("torch"),
+                "adamp-reference": package_version("adamp-reference"),
+            },
+            description="this project's PyTorch backend",
+        )
+
+    return make
+
+
+def _adamp_jax() -> Adapter:
+    import adamp_jax
+    import jax
+
+    def branches(state):
+        return jax.tree.leaves(adamp_jax.projection_branches(state))
+
+    return optax_adapter(
+        "adamp_jax",
+        adamp=adamp_jax.adamp,
+        sgdp=adamp_jax.sgdp,
+        branches=branches,
+        description="this project's JAX/optax backend",
+    )
+
+
+def _adamp_keras(backend: str | None) -> Callable[[], Adapter]:
+    def make() -> Adapter:
+        if backend is not None:
+            current = os.environ.get("KERAS_BACKEND", "tensorflow")
+            if "keras" in sys.modules:
+                current = sys.modules["keras"].backend.backend()
+            if current != backend:
+                raise Unavailable(
+                    f"adamp_keras-{backend} needs KERAS_BACKEND={backend} before keras is "
+                    f"imported (this process uses {current})"
+                )
+        import adamp_keras
+        import keras
+
+        return keras_adapter(
+            f"adamp_keras-{keras.backend.backend()}",
+            adamp=adamp_keras.AdamP,
+            sgdp=adamp_keras.SGDP,
+            branches=True,
+            description="this project's Keras 3 backend",
+        )
+
+    return make
+
+
+def _authors() -> Adapter:
+    import adamp
+
+    return torch_adapter(
+        "adamp",
+        adamp=adamp.AdamP,
+        sgdp=adamp.SGDP,
+        fixed={"project_buffer": True},
+        versions=lambda: {"adamp": package_version("adamp"), "torch": package_version("torch")},
+        description="the authors' adamp (clovaai)",
+    )
+
+
+def _load_timm_optim():
+    """timm's adamp.py and sgdp.py, loaded without running ``timm/__init__``.
+
+    ``import timm`` pulls in torchvision, which does not import beside every
+    torch build. The two files only import torch (and sgdp imports
+    ``.adamp``), so they are loaded from timm's installed files as modules of a
+    private package; nothing is registered under the name ``timm``.
+    """
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable("timm is not installed")
+    directory = Path(next(iter(spec.submodule_search_locations))) / "optim"
+    package = "_adamp_conformance_timm_optim"
+    if package not in sys.modules:
+        pkg_spec = importlib.util.spec_from_loader(package, loader=None, is_package=True)
+        module = importlib.util.module_from_spec(pkg_spec)
+        module.__path__ = [str(directory)]
+        sys.modules[package] = module
+    out = []
+    for name in ("adamp", "sgdp"):
+        full = f"{package}.{name}"
+        if full not in sys.modules:
+            file_spec = importlib.util.spec_from_file_location(full, directory / f"{name}.py")
+            module = importlib.util.module_from_spec(file_spec)
+            sys.modules[full] = module
+            file_spec.loader.exec_module(module)
+        out.append(sys.modules[full])
+    return out
+
+
+def _timm() -> Adapter:
+    adamp_mod, sgdp_mod = _load_timm_optim()
+    return torch_adapter(
+        "timm",
+        adamp=adamp_mod.AdamP,
+        sgdp=sgdp_mod.SGDP,
+        fixed={"project_buffer": True},
+        versions=lambda: {"timm": package_version("timm"), "torch": package_version("torch")},
+        description="timm.optim.adamp / timm.optim.sgdp (files loaded without timm/__init__)",
+    )
+
+
+def _pytorch_optimizer() -> Adapter:
+    import pytorch_optimizer
+
+    return torch_adapter(
+        "pytorch_optimizer",
+        adamp=pytorch_optimizer.AdamP,
+        sgdp=pytorch_optimizer.SGDP,
+        fixed={"project_buffer": True},
+        versions=lambda: {
+            "pytorch_optimizer": package_version("pytorch_optimizer"),
+            "torch": package_version("torch"),
+        },
+        description="pytorch_optimizer.AdamP / SGDP",
+    )
+
+
+def _torch_optimizer() -> Adapter:
+    import torch_optimizer
+
+    return torch_adapter(
+        "torch_optimizer",
+        adamp=torch_optimizer.AdamP,
+        sgdp=torch_optimizer.SGDP,
+        fixed={"project_buffer": True},
+        versions=lambda: {
+            "torch_optimizer": package_version("torch_optimizer"),
+            "torch": package_version("torch"),
+        },
+        description="torch_optimizer.AdamP / SGDP",
+    )
+
+
+BUILTIN: dict[str, Callable[[], Adapter]] = {
+    "reference": lambda: reference_adapter(CHANNELS_FIRST),
+    "reference-channels-last": lambda: reference_adapter(CHANNELS_LAST),
+    "adamp_torch": _adamp_torch(None),
+    "adamp_torch-foreach": _adamp_torch(True),
+    "adamp_torch-single": _adamp_torch(False),
+    "adamp_jax": _adamp_jax,
+    "adamp_keras": _adamp_keras(None),
+    "adamp_keras-tensorflow": _adamp_keras("tensorflow"),
+    "adamp_keras-jax": _adamp_keras("jax"),
+    "adamp_keras-torch": _adamp_keras("torch"),
+    "adamp": _authors,
+    "timm": _timm,
+    "pytorch_optimizer": _pytorch_optimizer,
+    "torch_optimizer": _torch_optimizer,
+}
+
+
+def get_adapter(spec: str | Adapter) -> Adapter:
+    """A built-in name, ``module:attribute`` (an Adapter or a zero-argument function), or an Adapter."""
+    if isinstance(spec, Adapter):
+        return spec
+    if spec in BUILTIN:
+        try:
+            return BUILTIN[spec]()
+        except ImportError as exc:
+            raise Unavailable(f"adapter {spec!r} is not usable here: {exc}") from exc
+    if ":" in spec:
+        from adamp_conformance.adapters import load_object
+
+        obj = load_object(spec)
+        adapter = obj if isinstance(obj, Adapter) else obj()
+        if not isinstance(adapter, Adapter):
+            raise TypeError(f"{spec} is not an Adapter nor a function returning one")
+        return adapter
+    known = ", ".join(BUILTIN)
+    raise ValueError(f"adapter must be one of {known} or module:attribute, got {spec!r}")
