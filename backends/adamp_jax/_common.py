@@ -114,7 +114,7 @@ def _per_leaf(spec, params, what: str) -> list:
     leaves, treedef = jax.tree.flatten(params)
     if callable(spec) and not isinstance(spec, (jax.Array, np.ndarray)):
         return [spec(leaf) for leaf in leaves]
-    if isinstance(spec, (int, np.integer, bool, np.bool_, jax.Array, np.ndarray)) or spec is None:
+    if isinstance(spec, (numbers.Number, str, np.generic, jax.Array, np.ndarray)) or spec is None:
         return [spec] * len(leaves)
     try:
         return treedef.flatten_up_to(spec)
