@@ -42,7 +42,14 @@ def find_projection_state(opt_state: Any) -> ScaleByAdamPState | ScaleBySGDPStat
     raise ValueError("opt_state holds no scale_by_adamp or scale_by_sgdp state")
 
 
+def _is_variable(node) -> bool:
+    """Flax NNX wraps state arrays in Variables (``nnx.Optimizer.opt_state``)."""
+    return type(node).__name__.endswith("Variable") and hasattr(node, "get_value")
+
+
 def _to_branch(code) -> Branch | np.ndarray:
+    if _is_variable(code):
+        code = code.get_value()
     code = np.asarray(code)
     return Branch(int(code)) if code.ndim == 0 else code.astype(np.int32)
 
@@ -53,5 +60,7 @@ def projection_branches(opt_state: Any) -> Any:
     Leaves that never stepped report ``Branch.NONE``. Under ``vmap``ped states
     (a leading batch axis) a leaf is an int32 NumPy array of codes instead.
     This call transfers the codes to the host; the training step itself never does.
+    For a Flax ``nnx.Optimizer``, pass ``optimizer.opt_state``: the result is an
+    ``nnx.State`` of Branch values (its Variables unwrapped).
     """
-    return jax.tree.map(_to_branch, find_projection_state(opt_state).branch)
+    return jax.tree.map(_to_branch, find_projection_state(opt_state).branch, is_leaf=_is_variable)
