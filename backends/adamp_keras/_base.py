@@ -75,8 +75,8 @@ def _check_channel_axis(spec) -> None:
                 value is None or (isinstance(value, int) and not isinstance(value, bool))
             ):
                 raise ValueError(
-                    "channel_axis mapping must map str (a regex searched in variable.path) "
-                    f"to int or None, got {key!r}: {value!r}"
+                    "channel_axis must be a mapping from str (a regex searched in "
+                    f"variable.path) to int or None, got {key!r}: {value!r}"
                 )
 
 

@@ -1,0 +1,310 @@
+"""The Keras optimizer features around the AdamP/SGDP step, against the reference.
+
+Learning-rate schedules and callables, gradient clipping (clipnorm, clipvalue,
+global_clipnorm), EMA, gradient accumulation, LossScaleOptimizer and the
+mixed_float16 policy, bfloat16 variables, argument validation and config
+serialisation. Runs on whichever Keras backend KERAS_BACKEND names.
+"""
+
+from __future__ import annotations
+
+import adamp_keras
+import keras
+import numpy as np
+import pytest
+from keras_helpers import F32_ATOL, F32_RTOL, GRAD_KINDS, Reference, make_variables, to_numpy
+
+from adamp_core import Branch
+
+SHAPES = [(3, 3, 2, 4), (5, 3), (3,)]
+
+
+def _grads(params, rng, step):
+    kinds = ["tangent", "radial", "layer"]
+    return [
+        GRAD_KINDS[kinds[(step + i) % 3]](p, rng) if p.ndim > 1 else rng.standard_normal(p.shape)
+        for i, p in enumerate(params)
+    ]
+
+
+def _tensors(grads, dtype="float32"):
+    return [keras.ops.convert_to_tensor(np.asarray(g, dtype=dtype)) for g in grads]
+
+
+def _assert_close(variables, params, rtol=F32_RTOL, atol=F32_ATOL):
+    for v, p in zip(variables, params, strict=True):
+        np.testing.assert_allclose(to_numpy(v).astype(np.float64), p, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("form", ["schedule", "callable"])
+def test_learning_rate_schedule_and_callable(form):
+    params, variables = make_variables(SHAPES)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=1, decay_rate=0.5)
+    learning_rate = schedule if form == "schedule" else (lambda: 0.03)
+    optimizer = adamp_keras.AdamP(learning_rate=learning_rate, weight_decay=0.1)
+    reference = Reference(params, "adamp", weight_decay=0.1)
+    rng = np.random.default_rng(1)
+    for step in range(3):
+        grads = _grads(reference.params, rng, step)
+        optimizer.apply(_tensors(grads), variables)
+        lr = 0.05 * 0.5**step if form == "schedule" else 0.03
+        reference.step(grads, lr=lr)
+        _assert_close(variables, reference.params)
+
+
+def _clip(grads, mode, value):
+    if mode == "clipnorm":
+        return [g * value / max(np.linalg.norm(g), value) for g in grads]
+    if mode == "clipvalue":
+        return [np.clip(g, -value, value) for g in grads]
+    total = np.sqrt(sum(np.sum(g * g) for g in grads))
+    return [g * value / max(total, value) for g in grads]
+
+
+@pytest.mark.parametrize("mode", ["clipnorm", "clipvalue", "global_clipnorm"])
+def test_gradient_clipping(mode):
+    params, variables = make_variables(SHAPES, seed=2)
+    optimizer = adamp_keras.SGDP(learning_rate=0.05, momentum=0.9, weight_decay=0.1, **{mode: 0.5})
+    reference = Reference(params, "sgdp", lr=0.05, momentum=0.9, weight_decay=0.1)
+    rng = np.random.default_rng(3)
+    for step in range(3):
+        grads = _grads(reference.params, rng, step)
+        optimizer.apply(_tensors(grads), variables)
+        reference.step(_clip(grads, mode, 0.5))
+        _assert_close(variables, reference.params)
+
+
+def test_ema_tracks_the_reference_trajectory():
+    """average = w after step 1, then 0.9·average + 0.1·w; finalize writes it to the model."""
+    params, variables = make_variables(SHAPES, seed=4)
+    optimizer = adamp_keras.AdamP(learning_rate=0.05, use_ema=True, ema_momentum=0.9)
+    reference = Reference(params, "adamp", lr=0.05)
+    rng = np.random.default_rng(5)
+    average = None
+    for step in range(3):
+        grads = _grads(reference.params, rng, step)
+        optimizer.apply(_tensors(grads), variables)
+        reference.step(grads)
+        if average is None:
+            average = [p.copy() for p in reference.params]
+        else:
+            average = [0.9 * a + 0.1 * p for a, p in zip(average, reference.params, strict=True)]
+    _assert_close(variables, reference.params)
+    optimizer.finalize_variable_values(variables)
+    _assert_close(variables, average)
+
+
+def test_gradient_accumulation_equals_one_step_with_the_mean_gradient():
+    params, variables = make_variables(SHAPES, seed=6)
+    optimizer = adamp_keras.AdamP(
+        learning_rate=0.05, weight_decay=0.2, gradient_accumulation_steps=2
+    )
+    reference = Reference(params, "adamp", lr=0.05, weight_decay=0.2)
+    rng = np.random.default_rng(7)
+    for step in range(2):
+        first = _grads(reference.params, rng, step)
+        second = _grads(reference.params, rng, step)
+        optimizer.apply(_tensors(first), variables)
+        _assert_close(variables, reference.params)  # nothing moves between updates
+        optimizer.apply(_tensors(second), variables)
+        reference.step([(a + b) / 2 for a, b in zip(first, second, strict=True)])
+        _assert_close(variables, reference.params)
+        branches = optimizer.projection_branches()
+        assert [branches[v.path] for v in variables] == reference.branches
+
+
+def _stateless_apply(optimizer, grads, variables):
+    """The JAX way (Keras: "LossScaleOptimizer must use stateless_apply with JAX")."""
+    optimizer.build(variables)
+    new_values, new_state = optimizer.stateless_apply(
+        [v.value for v in optimizer.variables], grads, [v.value for v in variables]
+    )
+    for v, value in zip([*variables, *optimizer.variables], [*new_values, *new_state], strict=True):
+        v.assign(value)
+
+
+def test_loss_scale_optimizer_unscales_before_the_step():
+    params, variables = make_variables(SHAPES, seed=8)
+    inner = adamp_keras.AdamP(learning_rate=0.05, weight_decay=0.1)
+    optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0)
+    reference = Reference(params, "adamp", lr=0.05, weight_decay=0.1)
+    rng = np.random.default_rng(9)
+    for step in range(2):
+        grads = _grads(reference.params, rng, step)
+        scaled = _tensors([1024.0 * g for g in grads])
+        if keras.backend.backend() == "jax":
+            _stateless_apply(optimizer, scaled, variables)
+        else:
+            optimizer.apply(scaled, variables)
+        reference.step(grads)
+        _assert_close(variables, reference.params, rtol=1e-5)
+    branches = inner.projection_branches()
+    assert [branches[v.path] for v in variables] == reference.branches
+
+
+def test_mixed_float16_fit_projects_with_loss_scaling():
+    """Under mixed_float16 compile() wraps the optimizer in a LossScaleOptimizer; the
+    float32 conv kernel under batch norm is projected (CHANNEL) and training is finite."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv"),
+                keras.layers.BatchNormalization(epsilon=1e-5),
+                keras.layers.ReLU(),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(3, dtype="float32"),
+            ]
+        )
+        optimizer = adamp_keras.AdamP(learning_rate=0.01, weight_decay=0.01)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((32, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 32)
+        history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert np.all(np.isfinite(history.history["loss"]))
+    kernel = model.get_layer("conv").kernel
+    assert keras.backend.standardize_dtype(kernel.dtype) == "float32"
+    assert optimizer.projection_branches()[kernel.path] is Branch.CHANNEL
+
+
+@pytest.mark.parametrize("cls", ["adamp", "sgdp"])
+def test_bfloat16_variables(cls):
+    """bfloat16 variables and state; the step is computed in float32 and rounded once.
+
+    Tolerance: bfloat16 has an 8-bit significand, unit roundoff u = 2⁻⁸. Each of the
+    3 steps rounds w (relative u) and the stored moments (relative u, entering the
+    update of size lr = 0.05 only), so |error| <= 3u·|w| + small: rtol = 3·2⁻⁸ (1.2%),
+    while a wrong term moves w by ~lr = 5%.
+    """
+    params, variables = make_variables(SHAPES, seed=10, dtype="bfloat16")
+    if cls == "adamp":
+        optimizer = adamp_keras.AdamP(learning_rate=0.05, weight_decay=0.2)
+    else:
+        optimizer = adamp_keras.SGDP(learning_rate=0.05, momentum=0.9, weight_decay=0.2)
+    hyper = {"adamp": {}, "sgdp": {"momentum": 0.9}}[cls]
+    reference = Reference(params, cls, lr=0.05, weight_decay=0.2, **hyper)
+    rng = np.random.default_rng(11)
+    for step in range(3):
+        grads = _grads(reference.params, rng, step)
+        optimizer.apply(_tensors(grads, "float32"), variables)
+        reference.step(grads)
+    _assert_close(variables, reference.params, rtol=3 * 2.0**-8, atol=1e-3)
+    states = [v for v in optimizer.variables if "exp_avg" in v.name or "buffer" in v.name]
+    assert states
+    assert {keras.backend.standardize_dtype(v.dtype) for v in states} == {"bfloat16"}
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "name"),
+    [
+        (adamp_keras.AdamP, {"learning_rate": -1.0}, "learning_rate"),
+        (adamp_keras.AdamP, {"beta_1": 1.0}, "beta_1"),
+        (adamp_keras.AdamP, {"beta_2": -0.1}, "beta_2"),
+        (adamp_keras.AdamP, {"epsilon": 0.0}, "epsilon"),
+        (adamp_keras.AdamP, {"weight_decay": -1e-4}, "weight_decay"),
+        (adamp_keras.AdamP, {"delta": float("nan")}, "delta"),
+        (adamp_keras.AdamP, {"wd_ratio": 1.5}, "wd_ratio"),
+        (adamp_keras.AdamP, {"nesterov": 1}, "nesterov"),
+        (adamp_keras.AdamP, {"channel_axis": "last"}, "channel_axis"),
+        (adamp_keras.SGDP, {"momentum": 1.0}, "momentum"),
+        (adamp_keras.SGDP, {"dampening": 2.0}, "dampening"),
+        (adamp_keras.SGDP, {"learning_rate": float("inf")}, "learning_rate"),
+        (adamp_keras.SGDP, {"project_buffer": "yes"}, "project_buffer"),
+        (adamp_keras.SGDP, {"channel_axis": {"kernel": 1.5}}, "channel_axis"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(cls, kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        cls(**kwargs)
+
+
+def test_channel_axis_out_of_range_is_reported_at_build():
+    _, variables = make_variables([(4, 3)])
+    optimizer = adamp_keras.AdamP(channel_axis=2)
+    with pytest.raises(ValueError, match=r"channel_axis must be an integer in \[-2, 2\)"):
+        optimizer.build(variables)
+
+
+def test_base_keyword_arguments_pass_through():
+    optimizer = adamp_keras.SGDP(
+        learning_rate=0.1,
+        name="my_sgdp",
+        clipnorm=1.0,
+        use_ema=True,
+        ema_momentum=0.5,
+        ema_overwrite_frequency=3,
+        loss_scale_factor=2.0,
+        gradient_accumulation_steps=4,
+    )
+    config = optimizer.get_config()
+    expected = {
+        "name": "my_sgdp",
+        "clipnorm": 1.0,
+        "use_ema": True,
+        "ema_momentum": 0.5,
+        "ema_overwrite_frequency": 3,
+        "loss_scale_factor": 2.0,
+        "gradient_accumulation_steps": 4,
+    }
+    assert {k: config[k] for k in expected} == expected
+    with pytest.raises(ValueError, match="not recognized"):
+        adamp_keras.AdamP(no_such_argument=1)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        adamp_keras.AdamP(
+            learning_rate=0.02,
+            beta_1=0.8,
+            beta_2=0.99,
+            epsilon=1e-6,
+            weight_decay=0.3,
+            delta=0.2,
+            wd_ratio=0.5,
+            nesterov=True,
+            channel_axis={"custom": 0},
+            global_clipnorm=2.0,
+        ),
+        adamp_keras.SGDP(
+            learning_rate=keras.optimizers.schedules.CosineDecay(0.1, 100),
+            momentum=0.9,
+            dampening=0.1,
+            nesterov=False,
+            weight_decay=1e-4,
+            project_buffer=False,
+            channel_axis=None,
+        ),
+    ],
+    ids=["adamp", "sgdp"],
+)
+def test_config_round_trips_without_custom_objects(optimizer):
+    serialized = keras.optimizers.serialize(optimizer)
+    assert serialized["registered_name"] == f"adamp_keras>{type(optimizer).__name__}"
+    restored = keras.optimizers.deserialize(serialized)
+    assert type(restored) is type(optimizer)
+    assert restored.get_config() == optimizer.get_config()
+
+
+def test_defaults_are_the_papers():
+    adamp = adamp_keras.AdamP().get_config()
+    assert {k: adamp[k] for k in ("learning_rate", "beta_1", "beta_2", "epsilon")} == {
+        "learning_rate": float(np.float32(0.001)),  # held in a float32 variable
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+    }
+    sgdp = adamp_keras.SGDP().get_config()
+    assert (sgdp["momentum"], sgdp["dampening"], sgdp["project_buffer"]) == (0.0, 0.0, True)
+    for config in (adamp, sgdp):
+        assert (config["delta"], config["wd_ratio"], config["channel_axis"]) == (0.1, 0.1, -1)
+        assert config["weight_decay"] is None
