@@ -383,6 +383,8 @@ class _KerasStepper:
             if kwargs.get("weight_decay") == 0.0:
                 kwargs["weight_decay"] = None
             self.opts.append(cls(**kwargs, **extra))
+        for opt, idx in zip(self.opts, self.members, strict=True):
+            opt.build([self.vars[i] for i in idx])
         self.dtype = problem.dtype
 
     def step(self, grads):

@@ -1,0 +1,53 @@
+"""The summary table of several implementations (the README's third-party table)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+__all__ = ["main", "summarise"]
+
+
+def summarise(results) -> dict:
+    status = Counter(r.status for r in results)
+    deviations = Counter(d for r in results for d in r.deviations)
+    unnamed = sorted(r.id for r in results if r.failed and not r.deviations)
+    return {"status": dict(status), "deviations": dict(deviations), "unnamed_failures": unnamed}
+
+
+def main(args) -> int:
+    from adamp_conformance.builtin import Unavailable, get_adapter
+    from adamp_conformance.runner import run_suite, select_cases, suite_report
+
+    cases = select_cases(
+        dtypes=args.dtype or None, optimizers=args.optimizer or None, ids=args.case or None
+    )
+    rows, reports = [], {}
+    for name in args.adapters.split(","):
+        try:
+            adapter = get_adapter(name)
+        except (Unavailable, ImportError) as exc:
+            rows.append(f"| {name} | not installed | | | | {exc} |")
+            continue
+        results = run_suite(adapter, cases)
+        report = suite_report(adapter, results)
+        reports[name] = report
+        s = summarise(results)
+        version = ", ".join(f"{k} {v}" for k, v in adapter.version_info().items())
+        devs = "; ".join(
+            f"`{d}` ({n})" for d, n in sorted(s["deviations"].items(), key=lambda x: -x[1])
+        )
+        failing = s["status"].get("fail", 0) + s["status"].get("error", 0)
+        if s["unnamed_failures"]:
+            devs += ("; " if devs else "") + "unnamed: " + ", ".join(s["unnamed_failures"][:6])
+        rows.append(
+            f"| {name} | {version} | {s['status'].get('pass', 0)} | {failing} | "
+            f"{s['status'].get('unsupported', 0)} | {devs or 'none'} |"
+        )
+    print("| implementation | versions | pass | fail | unsupported | deviations named (cases) |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.report:
+        Path(args.report).write_text(json.dumps(reports, indent=1, default=str) + "\n")
+    return 0
