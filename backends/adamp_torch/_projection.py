@@ -19,7 +19,7 @@ vectors of rows. The decision is a ``torch.where`` select, never a Python
 
 Tensors are handled in batches: the row statistics of N tensors are
 concatenated into one (4, R) matrix, ``seg`` maps each row to its tensor, and
-the per-tensor (layer) quantities are ``index_add`` / ``scatter_reduce`` over
+the per-tensor (layer) quantities are ``scatter_add`` / ``scatter_reduce`` over
 ``seg``. Under FSDP2 a tensor is sharded along axis 0 (``Shard(0)``), so each
 channel row lives whole on one rank: the row statistics are local, and only
 the per-tensor sums (all-reduce SUM) and channel maxima (all-reduce MAX) cross
@@ -69,7 +69,8 @@ def _segments(rows: Sequence[int], device: torch.device, cache: dict | None) -> 
     if cache is not None and key in cache:
         return cache[key]
     counts = torch.tensor(list(rows), dtype=torch.int64)
-    seg = torch.repeat_interleave(torch.arange(len(rows)), counts).to(device)
+    seg = torch.repeat_interleave(torch.arange(len(rows)), counts, output_size=sum(rows))
+    seg = seg.to(device)
     if cache is not None:
         cache[key] = seg
     return seg
@@ -111,7 +112,7 @@ def decide(
     w_norm = ww.sqrt()
     cos_rows = gw.abs() / (gg.sqrt().clamp_min(eps) * w_norm.clamp_min(eps))
     channel_max = joined.new_zeros(n).scatter_reduce_(0, seg, cos_rows, "amax")
-    layer = joined.new_zeros(4, n).index_add_(1, seg, joined)
+    layer = joined.new_zeros(4, n).scatter_add_(1, seg.expand(4, -1), joined)
     if groups:
         import torch.distributed as dist
 

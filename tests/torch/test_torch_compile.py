@@ -1,0 +1,123 @@
+"""torch.compile(fullgraph=True) and, when a GPU is present, host-sync and CUDA-graph checks.
+
+fullgraph=True fails on any graph break, and a Python ``if`` on a tensor value
+(``.item()``, ``bool(t)``) is a graph break: compiling the whole step is the CPU
+proof that the step has no value-dependent host branching.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import adamp_torch
+import pytest
+import torch
+
+CASES = [
+    (adamp_torch.AdamP, dict(weight_decay=0.1)),
+    (adamp_torch.SGDP, dict(momentum=0.9, weight_decay=0.1)),
+]
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _params(device="cpu", dtype=torch.float64):
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(4, 3), (4,)]
+    return [
+        torch.nn.Parameter(torch.randn(s, generator=gen, dtype=dtype).to(device)) for s in shapes
+    ]
+
+
+def _grads(params, t):
+    gen = torch.Generator().manual_seed(100 + t)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+@pytest.mark.parametrize(("cls", "kwargs"), CASES)
+def test_compiled_step_fullgraph_no_recompiles_matches_eager(cls, kwargs):
+    """Tensor lr + an LR scheduler: one graph for the first step (state creation), one
+    for the rest, then no recompilation; results equal eager (float64, 1e-12)."""
+    torch._dynamo.reset()
+    runs = []
+    for compiled in (False, True):
+        params = _params()
+        opt = cls(params, lr=torch.tensor(0.05, dtype=torch.float64), **kwargs)
+        step = torch.compile(opt.step, fullgraph=True) if compiled else opt.step
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=0.1, total_steps=10, cycle_momentum=False
+        )
+        for t in range(5):
+            _grads(params, t)
+            if compiled and t == 2:
+                with torch._dynamo.config.patch(error_on_recompile=True):
+                    step()
+            else:
+                step()
+            sched.step()
+        runs.append((params, opt))
+    (eager, eager_opt), (comp, comp_opt) = runs
+    for a, b in zip(eager, comp, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert list(eager_opt.projection_branches().values()) == list(
+        comp_opt.projection_branches().values()
+    )
+
+
+@cuda
+@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize(("cls", "kwargs"), CASES)
+def test_cuda_step_makes_no_host_sync_and_matches_cpu(cls, kwargs, foreach):
+    cpu = _params()
+    gpu = [torch.nn.Parameter(p.detach().cuda()) for p in cpu]
+    opt_cpu = cls(cpu, lr=0.05, **kwargs)
+    opt_gpu = cls(gpu, lr=torch.tensor(0.05, device="cuda"), foreach=foreach, **kwargs)
+    for t in range(3):
+        _grads(cpu, t)
+        _grads(gpu, t)
+        opt_cpu.step()
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            opt_gpu.step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    for a, b in zip(cpu, gpu, strict=True):
+        torch.testing.assert_close(a, b.cpu(), rtol=0, atol=1e-12)
+
+
+@cuda
+@pytest.mark.parametrize(("cls", "kwargs"), CASES)
+def test_cuda_graph_capture_with_capturable(cls, kwargs):
+    params = _params("cuda", torch.float32)
+    ref_params = copy.deepcopy(params)
+    lr = torch.tensor(0.05, device="cuda")
+    opt = cls(params, lr=lr, capturable=True, foreach=True, **kwargs)
+    ref = cls(ref_params, lr=0.05, **kwargs)
+    grads = [torch.zeros_like(p) for p in params]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    # warm up on a side stream (state creation, caches), then capture one step
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        _grads(ref_params, 0)
+        for g, r in zip(grads, ref_params, strict=True):
+            g.copy_(r.grad)
+        opt.step()
+        ref.step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+    for t in range(1, 4):
+        _grads(ref_params, t)
+        for g, r in zip(grads, ref_params, strict=True):
+            g.copy_(r.grad)
+        graph.replay()
+        ref.step()
+    torch.cuda.synchronize()
+    for a, b in zip(params, ref_params, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all(opt.state[p]["step"].device.type == "cuda" for p in params)
