@@ -46,10 +46,11 @@ def init_model(key):
     in_channels = 1
     for i, out_channels in enumerate(CHANNELS):
         key, sub = jax.random.split(key)
-        fan_in = 9 * in_channels
+        bound = 1.0 / math.sqrt(9 * in_channels)  # PyTorch's default conv init
         params[f"conv{i}"] = {
-            "kernel": jax.random.normal(sub, (3, 3, in_channels, out_channels))
-            * math.sqrt(2.0 / fan_in)
+            "kernel": jax.random.uniform(
+                sub, (3, 3, in_channels, out_channels), minval=-bound, maxval=bound
+            )
         }
         params[f"bn{i}"] = {"scale": jnp.ones(out_channels), "bias": jnp.zeros(out_channels)}
         stats[f"bn{i}"] = {"mean": jnp.zeros(out_channels), "var": jnp.ones(out_channels)}

@@ -61,16 +61,9 @@ def make_optimizer(spec: OptimizerSpec):
     )
 
 
-class BranchLogger(keras.callbacks.Callback):
-    """Reads the projection diagnostics after every batch."""
-
-    def __init__(self, optimizer, paths):
-        super().__init__()
-        self.optimizer_, self.paths, self.fired = optimizer, paths, []
-
-    def on_train_batch_end(self, batch, logs=None):
-        branches = self.optimizer_.projection_branches()
-        self.fired.append(np.mean([branches[p] != Branch.NONE for p in self.paths]))
+def projected_fraction(optimizer, kernels) -> float:
+    branches = optimizer.projection_branches()
+    return float(np.mean([branches[k.path] != Branch.NONE for k in kernels]))
 
 
 def train(spec: OptimizerSpec, digits: Digits, schedule: Schedule, progress) -> History:
@@ -90,7 +83,6 @@ def train(spec: OptimizerSpec, digits: Digits, schedule: Schedule, progress) -> 
         batches = list(digits.batches(epoch, schedule))
         x = np.concatenate([b[0] for b in batches])
         y = np.concatenate([b[1] for b in batches])
-        logger = BranchLogger(optimizer, [k.path for k in kernels]) if spec.projected else None
         fit = model.fit(
             x,
             y,
@@ -98,15 +90,17 @@ def train(spec: OptimizerSpec, digits: Digits, schedule: Schedule, progress) -> 
             epochs=1,
             shuffle=False,
             verbose=0,
-            callbacks=[logger] if logger else [],
         )
+        # Read after fit: on the JAX backend, fit keeps variables stateless mid-epoch,
+        # so this samples the epoch's last step rather than every step.
+        fired = projected_fraction(optimizer, kernels) if spec.projected else 0.0
         _, accuracy = model.evaluate(digits.x_test, digits.y_test, verbose=0)
         norms = [float(np.linalg.norm(keras.ops.convert_to_numpy(k))) for k in kernels]
         history.record(
             spec,
             lr,
             norms,
-            np.mean(logger.fired) if logger else 0.0,
+            fired,
             accuracy,
             fit.history["loss"][0],
         )
