@@ -70,16 +70,19 @@ def project_leaf(param, grad, update, *, delta, wd_ratio, eps, axis: int | None)
     one = jnp.ones([], update.dtype)
     if axis is None or param.ndim < 2 or param.size == 0:
         return LeafProjection(update, one, jnp.zeros([], jnp.int32))
-    gp = _channel_dot(grad, param, axis)
-    gg = _channel_dot(grad, grad, axis)
-    pp = _channel_dot(param, param, axis)
+    # The barriers keep XLA from rewriting the layer sums (sums of the channel
+    # sums) into second full passes over the arrays.
+    gp, gg, pp = jax.lax.optimization_barrier(
+        (_channel_dot(grad, param, axis), _channel_dot(grad, grad, axis),
+         _channel_dot(param, param, axis))
+    )  # fmt: skip
     row_len = param.size // param.shape[axis]
     channel = jnp.max(_cosine(gp, gg, pp, eps)) < delta / math.sqrt(row_len)
     pp_layer = jnp.sum(pp)
     layer_cos = _cosine(jnp.sum(gp), jnp.sum(gg), pp_layer, eps)
     layer = jnp.logical_and(~channel, layer_cos < delta / math.sqrt(param.size))
 
-    pu = _channel_dot(param, update, axis)
+    pu = jax.lax.optimization_barrier(_channel_dot(param, update, axis))
     coef_channel = pu / jnp.square(jnp.sqrt(pp) + eps)
     coef_layer = jnp.sum(pu) / jnp.square(jnp.sqrt(pp_layer) + eps)
     coef = jnp.where(channel, coef_channel, jnp.where(layer, coef_layer, jnp.zeros_like(pu)))
