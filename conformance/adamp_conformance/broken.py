@@ -117,3 +117,8 @@ BROKEN["wrong_channel_axis"] = Broken(
 )
 for _mode in ("raises", "nan", "wrong_shape"):
     BROKEN[_mode] = Broken(_misbehaving(_mode), frozenset(), None)
+
+
+def eps_moved() -> Adapter:
+    """``adamp-conformance run --adapter adamp_conformance.broken:eps_moved`` (a demo)."""
+    return BROKEN["eps_moved"].adapter

@@ -61,6 +61,13 @@ def _maxabs(x: np.ndarray) -> float:
     return float(np.max(np.abs(x))) if x.size else 0.0
 
 
+def _diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b, with 0 where both are NaN (a variant that produces NaN matches only NaN)."""
+    if a.shape != b.shape:
+        return np.full(b.shape, np.inf)
+    return np.where(np.isnan(a) & np.isnan(b), 0.0, a - b)
+
+
 def _err(diff: np.ndarray) -> float:
     if diff.size == 0:
         return 0.0
@@ -99,13 +106,14 @@ def compare(
             p_mag = np.maximum(np.abs(p_ref), np.abs(p_prev_ref))  # elementwise
             u_scale = _maxabs(u_ref)
             cum_update[i] += u_scale
-            cum_round[i] = cum_round[i] + tol.rounding * tol.unit * p_mag
             update_tol = tol.rtol_update * u_scale + tol.ulp_factor * tol.unit * p_mag
-            param_tol = cum_round[i] + tol.rtol_update * cum_update[i]
+            cum_round[i] = cum_round[i] + update_tol  # a parameter error is the sum of
+            param_tol = cum_round[i]  # the update errors of the steps so far
             with np.errstate(all="ignore"):
-                e_param = _err((p - p_ref) / np.maximum(param_tol, _TINY))
-                e_update = _err((u - u_ref) / np.maximum(update_tol, _TINY))
-            d_param, d_update = _err(p - p_ref), _err(u - u_ref)
+                dp, du = _diff(p, p_ref), _diff(u, u_ref)
+                e_param = _err(np.where(dp == 0, 0.0, dp / np.maximum(param_tol, _TINY)))
+                e_update = _err(np.where(du == 0, 0.0, du / np.maximum(update_tol, _TINY)))
+            d_param, d_update = _err(dp), _err(du)
             if p.shape != p_ref.shape:
                 e_param = e_update = d_param = d_update = float("inf")
             out.max_param_abs = max(out.max_param_abs, d_param)

@@ -6,15 +6,16 @@ its parameters in that dtype must. Errors are measured per tensor and step and
 *normalised* by the tolerance, so a value <= 1 passes:
 
 - update (u_t = p_t - p_{t-1}, the step actually taken):
-  ``max|u - u_ref| / (rtol_update * max|u_ref| + ulp_factor * unit * max(|p_t|, |p_{t-1}|))``.
+  ``max|u - u_ref| / (rtol_update * max|u_ref| + ulp_factor * unit * max(|p_t|, |p_{t-1}|))``,
+  elementwise in |p|.
   The first term is the arithmetic of one step (moments, square root,
   division, the projection's dot products); the second is the rounding of the
   stored parameter, which both the implementation and the reference do, twice
   at most per step in the implementation (decay, then update). Checking the
   update itself matters: with lr << |p| a parameter-relative check would hide
   a wrong update.
-- parameter: ``max|p - p_ref| / (rounding * unit * t * max|p_t| + rtol_update * sum_s max|u_ref_s|)``:
-  the per-step errors above, accumulated over t steps.
+- parameter: ``max|p - p_ref| / sum_{s <= t} (update tolerance of step s)``: a
+  parameter's error is the sum of the errors of the updates so far.
 - state (moments, momentum buffer, when the adapter exposes it):
   ``max|s - s_ref| / (rtol_state * max|s_ref|)``.
 - projection branch (when exposed): must be equal, no tolerance.
@@ -67,7 +68,6 @@ class Tolerance:
     rtol_update: float
     rtol_state: float
     ulp_factor: float = 4.0  # roundings of the stored parameter per step, both sides
-    rounding: float = 2.0  # per-step parameter rounding accumulated in the parameter check
     branch_margin: float = 0.05  # relative distance of cos from its threshold, generator check
 
     def as_dict(self) -> dict:
@@ -77,7 +77,7 @@ class Tolerance:
             "rtol_update": self.rtol_update,
             "rtol_state": self.rtol_state,
             "ulp_factor": self.ulp_factor,
-            "param_rounding_per_step": self.rounding,
+            "param": "sum of the update tolerances of the steps so far",
             "branch": "exact",
         }
 
