@@ -1,0 +1,71 @@
+"""The command line and the pytest plugin."""
+
+import json
+import os
+import subprocess
+import sys
+
+from adamp_conformance.cli import main
+
+
+def test_list(capsys):
+    assert main(["list", "--dtype", "bfloat16"]) == 0
+    out = capsys.readouterr().out
+    assert "adamp-weight-decay-bf16" in out
+    assert "-f32" not in out
+
+
+def test_run_reference_writes_report(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    assert main(["run", "--adapter", "reference", "--dtype", "float32", "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["suite_version"] and len(data["case_set_hash"]) == 64
+    assert data["adapter"]["versions"]["adamp_core"]
+    case = data["cases"][0]
+    for key in ("status", "first_failing_step", "max_param_err", "max_update_err", "tolerance",
+                "branch_mismatches", "deviations"):
+        assert key in case
+    assert data["summary"]["passed"] is True
+    assert "reference: " in capsys.readouterr().out
+
+
+def test_run_broken_exits_1_and_names_deviation(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    code = main(["run", "--adapter", "adamp_conformance.broken:eps_moved", "--dtype", "float64",
+                 "--optimizer", "adamp", "--report", str(report), "--quiet"])
+    assert code == 1
+    data = json.loads(report.read_text())
+    assert "eps_inside_bias_correction" in data["summary"]["deviations"]
+    assert "EPS_PLACEMENT" in data["summary"]["failing_flags"]
+
+
+def test_unknown_adapter_exits_2(capsys):
+    assert main(["run", "--adapter", "no-such-adapter"]) == 2
+
+
+def _pytest(tmp_path, *args):
+    (tmp_path / "test_empty.py").write_text("def test_nothing():\n    pass\n")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-p", "adamp_conformance.pytest_plugin", *args, str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+
+
+def test_pytest_plugin_with_skip_and_xfail_lists(tmp_path):
+    ids = tmp_path / "xfail.txt"
+    ids.write_text("# known\nadamp-eps-placement\n")
+    proc = _pytest(tmp_path, "--adamp-adapter=adamp_conformance.broken:eps_moved",
+                   "--adamp-dtype=float32", f"--adamp-xfail=@{ids}",
+                   "--adamp-skip=sgdp-channel", f"--adamp-report={tmp_path / 'r.json'}")
+    tail = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "1 xfailed" in tail and "skipped" in tail and "failed" in tail, tail
+    assert "deviation: eps_inside_bias_correction" in proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["passed"] is False
+
+
+def test_pytest_plugin_reference_passes(tmp_path):
+    proc = _pytest(tmp_path, "--adamp-adapter=reference", "--adamp-dtype=bfloat16")
+    assert proc.returncode == 0, proc.stdout[-2000:]
