@@ -98,6 +98,25 @@ def make_variables(shapes, seed=0, dtype="float32"):
     return values, variables
 
 
+def conv_bn_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv"),
+            keras.layers.BatchNormalization(epsilon=1e-5, name="bn"),
+            keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, name="head"),
+        ]
+    )
+
+
+def digits_like(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 8, 8, 1)).astype("float32"), rng.integers(0, 3, n)
+
+
 def run_python(code: str, backend: str, *, env: dict | None = None, timeout: float = 240) -> str:
     """Run ``code`` in a fresh interpreter with ``KERAS_BACKEND=backend``; return stdout."""
     full_env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -12,7 +12,7 @@ import adamp_keras
 import keras
 import numpy as np
 import pytest
-from keras_helpers import F32_ATOL, F32_RTOL, Reference, to_numpy
+from keras_helpers import F32_ATOL, F32_RTOL, Reference, conv_bn_model, digits_like, to_numpy
 
 from adamp_core import Branch
 
@@ -57,25 +57,6 @@ def test_fit_matches_reference(name, kwargs, hyper, jit_compile):
     for w, ref in zip(model.weights, reference.params, strict=True):
         np.testing.assert_allclose(to_numpy(w), ref, rtol=F32_RTOL, atol=F32_ATOL)
     assert optimizer.projection_branches()[model.layers[0].kernel.path] is reference.branches[0]
-
-
-def conv_bn_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv"),
-            keras.layers.BatchNormalization(epsilon=1e-5, name="bn"),
-            keras.layers.ReLU(),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(3, name="head"),
-        ]
-    )
-
-
-def digits_like(n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 8, 8, 1)).astype("float32"), rng.integers(0, 3, n)
 
 
 def _fit_conv_bn(cls, jit_compile):
