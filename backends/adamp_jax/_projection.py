@@ -70,8 +70,10 @@ def project_leaf(param, grad, update, *, delta, wd_ratio, eps, axis: int | None)
     one = jnp.ones([], update.dtype)
     if axis is None or param.ndim < 2 or param.size == 0:
         return LeafProjection(update, one, jnp.zeros([], jnp.int32))
-    # The barriers keep XLA from rewriting the layer sums (sums of the channel
-    # sums) into second full passes over the arrays.
+    # A barrier on grad keeps XLA from sharing g*g with the optimizer's g²
+    # (which would materialise it); the others keep it from rewriting the layer
+    # sums (sums of the channel sums) into second full passes over the arrays.
+    grad = jax.lax.optimization_barrier(grad)
     gp, gg, pp = jax.lax.optimization_barrier(
         (_channel_dot(grad, param, axis), _channel_dot(grad, grad, axis),
          _channel_dot(param, param, axis))
