@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import adamp_core
+from adamp_conformance.tolerance import DTYPES
 from adamp_conformance.adapters import (
     CHANNELS_FIRST,
     CHANNELS_LAST,
@@ -150,11 +151,18 @@ def _adamp_keras(backend: str | None) -> Callable[[], Adapter]:
         import adamp_keras
         import keras
 
+        dtypes = DTYPES
+        if keras.backend.backend() == "jax":
+            import jax
+
+            if not jax.config.jax_enable_x64:  # float64 variables would silently be float32
+                dtypes = tuple(d for d in DTYPES if d != "float64")
         return keras_adapter(
             f"adamp_keras-{keras.backend.backend()}",
             adamp=adamp_keras.AdamP,
             sgdp=adamp_keras.SGDP,
             branches=True,
+            dtypes=dtypes,
             description="this project's Keras 3 backend",
         )
 
