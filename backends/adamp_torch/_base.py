@@ -11,7 +11,6 @@ from torch.optim import Optimizer
 from torch.optim.optimizer import required
 
 from adamp_core import Branch, check_bool, check_in_range
-from adamp_torch import _ops
 from adamp_torch._functional import Bucket
 
 try:
@@ -116,7 +115,7 @@ class ProjectedOptimizer(Optimizer):
     def _init_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _update(self, ops, bucket: Bucket, group: dict[str, Any]) -> None:
+    def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
         raise NotImplementedError
 
     def _buckets(self, group: dict[str, Any]) -> list[Bucket]:
@@ -161,11 +160,7 @@ class ProjectedOptimizer(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             for bucket in self._buckets(group):
-                if _use_foreach(group["foreach"], bucket.params[0]):
-                    self._update(_ops.ForeachOps, bucket, group)
-                else:
-                    for single in _split(bucket):
-                        self._update(_ops.LoopOps, single, group)
+                self._update(bucket, group, _use_foreach(group["foreach"], bucket.params[0]))
         return loss
 
     def projection_branches(self) -> dict[Tensor, Branch]:
@@ -184,26 +179,8 @@ class ProjectedOptimizer(Optimizer):
 def _use_foreach(foreach: bool | None, like: Tensor) -> bool:
     """``foreach=None`` picks the multi-tensor path off the CPU only.
 
-    On the CPU, stepping one tensor at a time is faster: its temporaries stay in
-    cache and are reused by the allocator, where the multi-tensor path allocates
-    whole lists of them (torch.optim makes the same default choice).
+    On the CPU the single-tensor path is faster: its temporaries are one tensor
+    large and reused (in cache, no page faults), where the multi-tensor path
+    allocates whole lists of them (torch.optim also defaults to it on the CPU).
     """
     return foreach if foreach is not None else like.device.type != "cpu"
-
-
-def _split(bucket: Bucket) -> list[Bucket]:
-    """One bucket per tensor, for the single-tensor path."""
-    singles = []
-    for i in range(len(bucket.params)):
-        singles.append(
-            Bucket(
-                params=[bucket.params[i]],
-                n_projected=int(i < bucket.n_projected),
-                grads=[bucket.grads[i]],
-                shapes=[bucket.shapes[i]],
-                branches=[bucket.branches[i]],
-                groups=bucket.groups,
-                state={k: [v[i]] for k, v in bucket.state.items()},
-            )
-        )
-    return singles

@@ -18,8 +18,9 @@ momentum) materialises u' in the buffer instead, since it is kept.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -47,6 +48,30 @@ class ProjectionArgs:
     eps: float
 
 
+def scratch_for(like: Tensor, numel: int, cache: dict | None) -> Tensor | None:
+    """A (2, numel) buffer kept in ``cache`` and reused across tensors and steps.
+
+    On the CPU a fresh large tensor costs page faults on every step; the
+    single-tensor path writes its temporaries into views of this buffer instead.
+    None under ``torch.compile``, which plans its own buffers.
+    """
+    if cache is None or torch.compiler.is_compiling():
+        return None
+    key = ("scratch", like.device, like.dtype)
+    flat = cache.get(key)
+    if flat is None or flat.shape[1] < numel:
+        flat = torch.empty(2, numel, dtype=like.dtype, device=like.device)
+        cache[key] = flat
+    return flat
+
+
+def _views(flat: Tensor | None, param: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    if flat is None:
+        return None, None
+    n = param.numel()
+    return flat[0, :n].view(param.shape), flat[1, :n].view(param.shape)
+
+
 def _vector(value: float | Tensor, like: Tensor) -> Tensor:
     """A Python float or a 0-dim tensor as a float64 tensor on ``like``'s device."""
     if isinstance(value, Tensor):
@@ -59,10 +84,85 @@ def _scalars(vector: Tensor, like: Tensor) -> list[Tensor]:
     return list(vector.to(like.dtype).unbind(0))
 
 
-def apply_update(
-    ops,
+class Plan(NamedTuple):
+    """What the projection decided for a bucket, as per-tensor factors."""
+
+    scales: list[Tensor | None]  # w ← scale·w first (per row, 0-dim, or None: no-op)
+    update_coefs: list[Tensor] | None  # project_updates: u ← u - w·coef, per row
+    neg_step: list[Tensor]  # then w ← w + neg_step·u (0-dim each)
+
+
+def plan(
     bucket: Bucket,
-    updates: Sequence[Tensor],
+    stats: Sequence[Tensor],
+    step_size: Tensor,
+    decay_rate: Tensor | None,
+    proj: ProjectionArgs,
+    *,
+    cache: dict | None,
+    project_updates: bool = False,
+) -> Plan:
+    """Decide the projection of the bucket's first ``n_projected`` tensors and fold it.
+
+    w ← (1 - decay_rate·r)·w - step_size·proj(u), with ``step_size`` an (N,) float64
+    vector, ``decay_rate`` a float64 scalar tensor (λ·lr for AdamP, λ·lr/(1-μ) for
+    SGDP) or None when λ = 0, and r = ``wd_ratio`` where a view fired, else 1.
+    Without ``project_updates`` the projection u - w·c becomes the per-row scale
+    (1 - decay_rate·r) + step_size·c of w; with it, u itself is projected (SGDP's
+    kept buffer). Also writes each tensor's branch code to ``bucket.branches``.
+    """
+    like, k, n = bucket.params[0], bucket.n_projected, len(bucket.params)
+    dtype = like.dtype
+    scales: list[Tensor | None] = [None] * n
+    update_coefs = None
+    if decay_rate is not None and k < n:
+        scales[k:] = _scalars((1.0 - decay_rate).expand(n - k), like)
+    if k:
+        decision = decide(
+            stats,
+            bucket.shapes[:k],
+            delta=proj.delta,
+            wd_ratio=proj.wd_ratio,
+            eps=proj.eps,
+            groups=bucket.groups,
+            cache=cache,
+        )
+        torch._foreach_copy_(bucket.branches[:k], list(decision.branch.unbind(0)))
+        if decay_rate is None:
+            decay = torch.ones_like(decision.ratio)
+        else:
+            decay = 1.0 - decay_rate.to(dtype) * decision.ratio
+        ndims = [len(s) for s in bucket.shapes[:k]]
+        if project_updates:
+            update_coefs = per_row(-decision.coef, decision, ndims)
+            if decay_rate is not None:
+                scales[:k] = list(decay.unbind(0))
+        else:
+            sizes = step_size[:k].to(dtype)
+            scale = decay[decision.seg] + sizes[decision.seg] * decision.coef
+            scales[:k] = per_row(scale, decision, ndims)
+    return Plan(scales, update_coefs, _scalars(-step_size, like))
+
+
+def apply_foreach(bucket: Bucket, updates: Sequence[Tensor], folded: Plan) -> None:
+    """Apply a :class:`Plan` with multi-tensor operations."""
+    params, k = bucket.params, bucket.n_projected
+    if folded.update_coefs is not None:
+        torch._foreach_addcmul_(list(updates[:k]), params[:k], folded.update_coefs)
+    scaled = [i for i, s in enumerate(folded.scales) if s is not None]
+    if scaled:
+        torch._foreach_mul_([params[i] for i in scaled], [folded.scales[i] for i in scaled])
+    torch._foreach_addcmul_(params, list(updates), folded.neg_step)
+
+
+def _stats_foreach(bucket: Bucket, updates: Sequence[Tensor]) -> list[Tensor]:
+    p, g = bucket.params, bucket.grads
+    return [row_stats(p[i], g[i], updates[i]) for i in range(bucket.n_projected)]
+
+
+def _single_pass(
+    bucket: Bucket,
+    direction: Callable[[int, Tensor | None, Tensor | None], Tensor],
     step_size: Tensor,
     decay_rate: Tensor | None,
     proj: ProjectionArgs,
@@ -70,51 +170,40 @@ def apply_update(
     cache: dict | None,
     project_updates: bool = False,
 ) -> None:
-    """w ← (1 - decay_rate·r)·w - step_size·proj(u): the shared end of both optimizers.
+    """The single-tensor path after the moments are updated.
 
-    ``step_size`` is an (N,) float64 vector; ``decay_rate`` a float64 scalar
-    tensor (λ·lr for AdamP, λ·lr/(1-μ) for SGDP) or None when λ = 0; r is ``wd_ratio`` where the
-    projection fired and 1 elsewhere. With ``project_updates`` the projection
-    is written into ``updates`` (SGDP's stored buffer) instead of being folded
-    into the parameter scale.
+    Pass 1 computes each projected tensor's direction (into a reused buffer) and
+    its row statistics; one batched decision follows; pass 2 recomputes each
+    direction and applies it. Recomputing u costs about the bytes of storing it,
+    and keeps the temporaries one tensor large.
     """
-    params, grads, shapes = bucket.params, bucket.grads, bucket.shapes
-    like, k = params[0], bucket.n_projected
-    if k:
-        pick = params[:k]
-        stats = [row_stats(params[i], grads[i], updates[i]) for i in range(k)]
-        decision = decide(
-            stats,
-            shapes[:k],
-            delta=proj.delta,
-            wd_ratio=proj.wd_ratio,
-            eps=proj.eps,
-            groups=bucket.groups,
-            cache=cache,
-        )
-        ops.copy_(bucket.branches[:k], list(decision.branch.unbind(0)))
-        dtype = decision.coef.dtype
-        if decay_rate is None:
-            decay = torch.ones_like(decision.ratio)
-        else:
-            decay = 1.0 - decay_rate.to(dtype) * decision.ratio
-        ndims = [len(s) for s in shapes[:k]]
-        if project_updates:
-            ops.addcmul_(updates[:k], pick, per_row(-decision.coef, decision, ndims))
-            if decay_rate is not None:
-                ops.mul_(pick, list(decay.unbind(0)))
-        else:
-            sizes = step_size[:k].to(dtype)
-            scale = decay[decision.seg] + sizes[decision.seg] * decision.coef
-            ops.mul_(pick, per_row(scale, decision, ndims))
-    if decay_rate is not None and k < len(params):
-        factor = (1.0 - decay_rate).expand(len(params) - k)
-        ops.mul_(params[k:], _scalars(factor, like))
-    ops.addcmul_(params, updates, _scalars(-step_size, like))
+    params, grads, k = bucket.params, bucket.grads, bucket.n_projected
+    flat = scratch_for(params[0], max(p.numel() for p in params), cache)
+    stats = []
+    for i in range(k):
+        out, spare = _views(flat, params[i])
+        u = direction(i, out, spare)
+        stats.append(row_stats(params[i], grads[i], u, spare))
+    folded = plan(
+        bucket, stats, step_size, decay_rate, proj, cache=cache, project_updates=project_updates
+    )
+    for i, p in enumerate(params):
+        out, spare = _views(flat, p)
+        u = direction(i, out, spare)
+        if folded.update_coefs is not None and i < k:
+            u.addcmul_(p, folded.update_coefs[i])
+        if folded.scales[i] is not None:
+            p.mul_(folded.scales[i])
+        p.addcmul_(u, folded.neg_step[i])
+
+
+def _bias_corrections(steps: Sequence[Tensor], like: Tensor, beta1: float, beta2: float):
+    torch._foreach_add_(list(steps), 1.0)
+    t = torch.stack(list(steps)).to(device=like.device, dtype=torch.float64)
+    return 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
 
 
 def adamp_update(
-    ops,
     bucket: Bucket,
     *,
     lr: float | Tensor,
@@ -126,6 +215,7 @@ def adamp_update(
     wd_ratio: float,
     nesterov: bool,
     maximize: bool,
+    foreach: bool,
     cache: dict | None = None,
 ) -> None:
     """One AdamP step of a bucket; state lists ``step``, ``exp_avg``, ``exp_avg_sq``.
@@ -134,36 +224,50 @@ def adamp_update(
     (Nesterov: numerator β₁m + (1-β₁)g); w ← (1 - lr·λ·r)·w - lr/(1-β₁ᵗ)·proj(u).
     """
     like = bucket.params[0]
-    steps, exp_avgs, exp_avg_sqs = (bucket.state[k] for k in ("step", "exp_avg", "exp_avg_sq"))
-    grads = ops.neg(bucket.grads) if maximize else bucket.grads
-    ops.add_scalar_(steps, 1.0)
-    t = torch.stack(list(steps)).to(device=like.device, dtype=torch.float64)
-    bias1 = 1.0 - torch.pow(beta1, t)
-    sqrt_bias2 = torch.sqrt(1.0 - torch.pow(beta2, t))
+    ms, vs = bucket.state["exp_avg"], bucket.state["exp_avg_sq"]
+    if maximize:
+        bucket.grads = list(torch._foreach_neg(bucket.grads))
+    grads = bucket.grads
+    bias1, sqrt_bias2 = _bias_corrections(bucket.state["step"], like, beta1, beta2)
     lr_t = _vector(lr, like)
-    ops.lerp_(exp_avgs, grads, 1.0 - beta1)
-    ops.mul_(exp_avg_sqs, beta2)
-    ops.addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
-    denom = ops.sqrt(exp_avg_sqs)
-    ops.div_(denom, _scalars(sqrt_bias2, like))
-    ops.add_scalar_(denom, eps)
-    numerator = ops.lerp(exp_avgs, grads, 1.0 - beta1) if nesterov else exp_avgs
-    updates = ops.div(numerator, denom)
-    del denom
-    bucket.grads = grads
-    apply_update(
-        ops,
-        bucket,
-        updates,
-        lr_t / bias1,
-        lr_t * weight_decay if weight_decay != 0 else None,
-        ProjectionArgs(delta, wd_ratio, eps),
-        cache=cache,
-    )
+    proj = ProjectionArgs(delta, wd_ratio, eps)
+    decay_rate = lr_t * weight_decay if weight_decay != 0 else None
+    divisors = _scalars(sqrt_bias2, like)
+    if foreach:
+        torch._foreach_lerp_(ms, grads, 1.0 - beta1)
+        torch._foreach_mul_(vs, beta2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, divisors)
+        torch._foreach_add_(denom, eps)
+        numerator = torch._foreach_lerp(ms, grads, 1.0 - beta1) if nesterov else ms
+        updates = torch._foreach_div(numerator, denom)
+        del denom, numerator
+        folded = plan(
+            bucket, _stats_foreach(bucket, updates), lr_t / bias1, decay_rate, proj, cache=cache
+        )
+        apply_foreach(bucket, updates, folded)
+        return
+    for m, v, g in zip(ms, vs, grads, strict=True):
+        m.lerp_(g, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+
+    def direction(i: int, out: Tensor | None, spare: Tensor | None) -> Tensor:
+        denom = torch.sqrt(vs[i], out=out) if out is not None else torch.sqrt(vs[i])
+        denom.div_(divisors[i]).add_(eps)
+        numerator = ms[i]
+        if nesterov:
+            numerator = torch.lerp(ms[i], grads[i], 1.0 - beta1, **_out(spare))
+        return torch.div(numerator, denom, out=denom)
+
+    _single_pass(bucket, direction, lr_t / bias1, decay_rate, proj, cache=cache)
+
+
+def _out(buffer: Tensor | None) -> dict:
+    return {} if buffer is None else {"out": buffer}
 
 
 def sgdp_update(
-    ops,
     bucket: Bucket,
     *,
     lr: float | Tensor,
@@ -176,6 +280,7 @@ def sgdp_update(
     wd_ratio: float,
     project_buffer: bool,
     maximize: bool,
+    foreach: bool,
     cache: dict | None = None,
 ) -> None:
     """One SGDP step of a bucket; state list ``momentum_buffer``.
@@ -185,19 +290,37 @@ def sgdp_update(
     """
     like = bucket.params[0]
     bufs = bucket.state["momentum_buffer"]
-    grads = ops.neg(bucket.grads) if maximize else bucket.grads
-    ops.mul_(bufs, momentum)
-    ops.add_(bufs, grads, 1.0 - dampening)
-    updates = ops.add(grads, bufs, momentum) if nesterov else bufs
-    bucket.grads = grads
+    if maximize:
+        bucket.grads = list(torch._foreach_neg(bucket.grads))
+    grads = bucket.grads
     lr_t = _vector(lr, like)
-    apply_update(
-        ops,
-        bucket,
-        updates,
-        lr_t.expand(len(bucket.params)),
-        lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None,
-        ProjectionArgs(delta, wd_ratio, eps),
-        cache=cache,
-        project_updates=project_buffer and not nesterov,
+    step_size = lr_t.expand(len(bucket.params))
+    decay_rate = lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None
+    proj = ProjectionArgs(delta, wd_ratio, eps)
+    project_updates = project_buffer and not nesterov
+    if foreach:
+        torch._foreach_mul_(bufs, momentum)
+        torch._foreach_add_(bufs, grads, alpha=1.0 - dampening)
+        updates = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
+        folded = plan(
+            bucket,
+            _stats_foreach(bucket, updates),
+            step_size,
+            decay_rate,
+            proj,
+            cache=cache,
+            project_updates=project_updates,
+        )
+        apply_foreach(bucket, updates, folded)
+        return
+    for b, g in zip(bufs, grads, strict=True):
+        b.mul_(momentum).add_(g, alpha=1.0 - dampening)
+
+    def direction(i: int, out: Tensor | None, spare: Tensor | None) -> Tensor:
+        if not nesterov:
+            return bufs[i]
+        return torch.add(grads[i], bufs[i], alpha=momentum, **_out(out))
+
+    _single_pass(
+        bucket, direction, step_size, decay_rate, proj, cache=cache, project_updates=project_updates
     )

@@ -54,13 +54,23 @@ def _flat_rows(x: Tensor) -> Tensor:
     return x.flatten(1) if x.ndim > 2 else x
 
 
-def row_stats(param: Tensor, grad: Tensor, update: Tensor) -> Tensor:
-    """(4, rows): per output channel ``g·g, w·w, g·w, w·u`` (sums over axes 1..ndim-1)."""
+def _dot_rows(x: Tensor, y: Tensor, spare: Tensor | None) -> Tensor:
+    if spare is None:
+        return torch.linalg.vecdot(x, y)
+    return torch.mul(x, y, out=spare.view(x.shape)).sum(dim=1)
+
+
+def row_stats(param: Tensor, grad: Tensor, update: Tensor, spare: Tensor | None = None) -> Tensor:
+    """(4, rows): per output channel ``g·g, w·w, g·w, w·u`` (sums over axes 1..ndim-1).
+
+    ``spare``, a contiguous buffer of ``param``'s size, holds the products instead
+    of a fresh temporary.
+    """
     w, g, u = _flat_rows(param), _flat_rows(grad), _flat_rows(update)
     g_norm = torch.linalg.vector_norm(g, dim=1)
     w_norm = torch.linalg.vector_norm(w, dim=1)
     return torch.stack(
-        [g_norm * g_norm, w_norm * w_norm, torch.linalg.vecdot(g, w), torch.linalg.vecdot(w, u)]
+        [g_norm * g_norm, w_norm * w_norm, _dot_rows(g, w, spare), _dot_rows(w, u, spare)]
     )
 
 

@@ -41,7 +41,9 @@ class AdamP(ProjectedOptimizer):
       delta: δ >= 0, the cosine threshold is δ / sqrt(row length).
       wd_ratio: r in [0, 1], the decay factor for projected weights.
       nesterov: Nesterov momentum in the numerator.
-      foreach: multi-tensor path (None or True) or one tensor at a time (False).
+      foreach: True: multi-tensor (``torch._foreach_*``) path; False: single-tensor path
+        (elementwise work one tensor at a time, temporaries in a reused buffer); None:
+        multi-tensor off the CPU, single-tensor on the CPU. Both give the same result.
       maximize: ascend instead of descend.
       capturable: keep the step counters on the parameters' device, for CUDA graphs.
 
@@ -113,10 +115,9 @@ class AdamP(ProjectedOptimizer):
         elif step is not None:
             state["step"] = step.to(device=device, dtype=torch.float32)
 
-    def _update(self, ops, bucket: Bucket, group: dict[str, Any]) -> None:
+    def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
         beta1, beta2 = group["betas"]
         adamp_update(
-            ops,
             bucket,
             lr=group["lr"],
             beta1=beta1,
@@ -127,5 +128,6 @@ class AdamP(ProjectedOptimizer):
             wd_ratio=group["wd_ratio"],
             nesterov=group["nesterov"],
             maximize=group["maximize"],
+            foreach=foreach,
             cache=self._cache,
         )

@@ -106,9 +106,8 @@ class SGDP(ProjectedOptimizer):
         if "momentum" in state and "momentum_buffer" not in state:  # adamp 0.3.0's key
             state["momentum_buffer"] = state.pop("momentum")
 
-    def _update(self, ops, bucket: Bucket, group: dict[str, Any]) -> None:
+    def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
         sgdp_update(
-            ops,
             bucket,
             lr=group["lr"],
             momentum=group["momentum"],
@@ -120,5 +119,6 @@ class SGDP(ProjectedOptimizer):
             wd_ratio=group["wd_ratio"],
             project_buffer=group["project_buffer"],
             maximize=group["maximize"],
+            foreach=foreach,
             cache=self._cache,
         )

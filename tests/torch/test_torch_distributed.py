@@ -10,9 +10,6 @@ layer sums must be reduced across ranks to match the single process.
 
 from __future__ import annotations
 
-import os
-import socket
-
 import adamp_torch
 import pytest
 import torch
@@ -89,13 +86,12 @@ def _full(t):
     return t.full_tensor() if hasattr(t, "full_tensor") else t
 
 
-def _worker(rank: int, port: int) -> None:
+def _worker(rank: int, rendezvous: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.nn.parallel import DistributedDataParallel
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=WORLD)
     try:
         xs, ys = data()
         half = slice(rank * 4, (rank + 1) * 4)
@@ -134,12 +130,6 @@ def _worker(rank: int, port: int) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_single_process_run_exercises_every_branch():
     for name, kwargs in CASES:
         _, branches = single_process(name, kwargs)
@@ -147,5 +137,6 @@ def test_single_process_run_exercises_every_branch():
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
-def test_ddp_and_fsdp2_equal_single_process():
-    mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD, join=True)
+def test_ddp_and_fsdp2_equal_single_process(tmp_path):
+    # a file rendezvous: no port to race for with other test runs on the machine
+    mp.spawn(_worker, args=(f"file://{tmp_path / 'rendezvous'}",), nprocs=WORLD, join=True)
