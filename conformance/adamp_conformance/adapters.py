@@ -399,7 +399,8 @@ class _KerasStepper:
             ]
             if pairs:
                 opt.apply_gradients(pairs)
-        return [np.asarray(self.keras.ops.convert_to_numpy(v), dtype=np.float64) for v in self.vars]
+        ops = self.keras.ops
+        return [np.asarray(ops.convert_to_numpy(v.value), dtype=np.float64) for v in self.vars]
 
 
 class _KerasBranchStepper(_KerasStepper):

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 import adamp_core
-from adamp_conformance.tolerance import DTYPES
 from adamp_conformance.adapters import (
     CHANNELS_FIRST,
     CHANNELS_LAST,
@@ -33,6 +32,7 @@ from adamp_conformance.adapters import (
     package_version,
     torch_adapter,
 )
+from adamp_conformance.tolerance import DTYPES
 
 __all__ = ["BUILTIN", "THIRD_PARTY", "Unavailable", "get_adapter", "reference_adapter"]
 
@@ -275,7 +275,7 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
 
 
 def get_adapter(spec: str | Adapter) -> Adapter:
-    """A built-in name, ``module:attribute`` (an Adapter or a zero-argument function), or an Adapter."""
+    """A built-in name, ``module:attribute`` (an Adapter or a function returning one)."""
     if isinstance(spec, Adapter):
         return spec
     if spec in BUILTIN:

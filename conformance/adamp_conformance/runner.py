@@ -291,7 +291,10 @@ def format_table(results: Sequence[CaseResult]) -> str:
             return "-"
         return f"{x:.2g}" if np.isfinite(x) else str(x)
 
-    header = f"{'case':34s} {'status':11s} {'step':>4s} {'param':>7s} {'update':>7s} {'state':>7s} {'br':>3s}  deviations / reason"
+    header = (
+        f"{'case':34s} {'status':11s} {'step':>4s} {'param':>7s} {'update':>7s} {'state':>7s} "
+        f"{'br':>3s}  deviations / reason"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         c = r.comparison

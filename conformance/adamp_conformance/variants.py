@@ -303,10 +303,8 @@ def _sgdp(p, g, st, hp, variant: Variant, first: bool, axis):
     damp = 0.0 if (variant.dampening_first_step and first) else hp["dampening"]
     buf = mu * old + (1.0 - damp) * g
     nesterov = hp["nesterov"] and variant.nesterov != "ignored"
-    if nesterov:
-        d = g + mu * (old if variant.nesterov == "wrong" else buf)
-    else:
-        d = buf
+    # the Nesterov direction g + mu * b (the wrong form uses the buffer before this step)
+    d = g + mu * (old if variant.nesterov == "wrong" else buf) if nesterov else buf
     d, ratio, branch = project(
         p,
         g,

@@ -1,7 +1,6 @@
 """This project's backends against the suite, every dtype."""
 
 import pytest
-
 from adamp_conformance.builtin import Unavailable, get_adapter
 from adamp_conformance.runner import run_suite
 

@@ -1,7 +1,6 @@
 """Meta-tests: every deliberately broken implementation is caught by the expected flags."""
 
 import pytest
-
 from adamp_conformance.broken import BROKEN
 from adamp_conformance.runner import run_suite, select_cases
 

@@ -17,13 +17,22 @@ def test_list(capsys):
 
 def test_run_reference_writes_report(tmp_path, capsys):
     report = tmp_path / "r.json"
-    assert main(["run", "--adapter", "reference", "--dtype", "float32", "--report", str(report)]) == 0
+    assert (
+        main(["run", "--adapter", "reference", "--dtype", "float32", "--report", str(report)]) == 0
+    )
     data = json.loads(report.read_text())
     assert data["suite_version"] and len(data["case_set_hash"]) == 64
     assert data["adapter"]["versions"]["adamp_core"]
     case = data["cases"][0]
-    for key in ("status", "first_failing_step", "max_param_err", "max_update_err", "tolerance",
-                "branch_mismatches", "deviations"):
+    for key in (
+        "status",
+        "first_failing_step",
+        "max_param_err",
+        "max_update_err",
+        "tolerance",
+        "branch_mismatches",
+        "deviations",
+    ):
         assert key in case
     assert data["summary"]["passed"] is True
     assert "reference: " in capsys.readouterr().out
@@ -31,8 +40,20 @@ def test_run_reference_writes_report(tmp_path, capsys):
 
 def test_run_broken_exits_1_and_names_deviation(tmp_path, capsys):
     report = tmp_path / "r.json"
-    code = main(["run", "--adapter", "adamp_conformance.broken:eps_moved", "--dtype", "float64",
-                 "--optimizer", "adamp", "--report", str(report), "--quiet"])
+    code = main(
+        [
+            "run",
+            "--adapter",
+            "adamp_conformance.broken:eps_moved",
+            "--dtype",
+            "float64",
+            "--optimizer",
+            "adamp",
+            "--report",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert code == 1
     data = json.loads(report.read_text())
     assert "eps_inside_bias_correction" in data["summary"]["deviations"]
@@ -47,18 +68,37 @@ def _pytest(tmp_path, *args):
     (tmp_path / "test_empty.py").write_text("def test_nothing():\n    pass\n")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-p", "adamp_conformance.pytest_plugin", *args, str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "adamp_conformance.pytest_plugin",
+            *args,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
 
 
 def test_pytest_plugin_with_skip_and_xfail_lists(tmp_path):
     ids = tmp_path / "xfail.txt"
     ids.write_text("# known\nadamp-eps-placement\n")
-    proc = _pytest(tmp_path, "--adamp-adapter=adamp_conformance.broken:eps_moved",
-                   "--adamp-dtype=float32", f"--adamp-xfail=@{ids}",
-                   "--adamp-skip=sgdp-channel", f"--adamp-report={tmp_path / 'r.json'}")
+    proc = _pytest(
+        tmp_path,
+        "--adamp-adapter=adamp_conformance.broken:eps_moved",
+        "--adamp-dtype=float32",
+        f"--adamp-xfail=@{ids}",
+        "--adamp-skip=sgdp-channel",
+        f"--adamp-report={tmp_path / 'r.json'}",
+    )
     tail = proc.stdout.strip().splitlines()[-1]
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "1 xfailed" in tail and "skipped" in tail and "failed" in tail, tail

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from adamp_conformance.cases import CASES
 from adamp_conformance.flags import FLAG_VARIANTS, Flag
 from adamp_conformance.golden import GOLDEN_DIR, build, build_all, check, load_all, load_manifest

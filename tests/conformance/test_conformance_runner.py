@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from adamp_conformance.adapters import CHANNELS_LAST, from_layout, to_layout
 from adamp_conformance.broken import BROKEN
 from adamp_conformance.builtin import get_adapter

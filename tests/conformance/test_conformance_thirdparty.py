@@ -4,7 +4,6 @@ Each runs only if installed (``make conformance-thirdparty`` installs them).
 """
 
 import pytest
-
 from adamp_conformance.builtin import Unavailable, get_adapter
 from adamp_conformance.runner import run_suite, select_cases
 
@@ -37,5 +36,7 @@ def test_public_implementation_deviations_are_named(name):
     assert EXPECTED[name] <= named
     # each failing case's explanation involves one of the expected deviations
     for r in failing:
-        assert any(set(d.split("+")) & {e for x in EXPECTED[name] for e in x.split("+")}
-                   for d in r.deviations), (r.id, r.deviations)
+        assert any(
+            set(d.split("+")) & {e for x in EXPECTED[name] for e in x.split("+")}
+            for d in r.deviations
+        ), (r.id, r.deviations)
