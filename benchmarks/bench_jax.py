@@ -11,6 +11,8 @@ every branch is computed and selected with ``where``).
 
 from __future__ import annotations
 
+import statistics
+
 import adamp_jax
 import jax
 import jax.numpy as jnp
@@ -40,8 +42,8 @@ def _pytree(model: str, key) -> dict[str, jax.Array]:
     }
 
 
-def time_update(opt: optax.GradientTransformation, params, grads, *, repeat: int) -> float:
-    """Median seconds of one jitted ``update`` + ``apply_updates`` call."""
+def make_step(opt: optax.GradientTransformation, params, grads):
+    """A blocking call running one jitted ``update`` + ``apply_updates`` (donated buffers)."""
 
     def step(params, state, grads):
         updates, state = opt.update(grads, state, params)
@@ -54,20 +56,33 @@ def time_update(opt: optax.GradientTransformation, params, grads, *, repeat: int
         carry[0], carry[1] = jitted(carry[0], carry[1], grads)
         jax.block_until_ready(carry)
 
-    seconds = median_seconds(call, warmup=2, repeat=repeat)
-    return seconds
+    return call
+
+
+def time_pair(ours, theirs, *, repeat: int) -> tuple[float, float]:
+    """Median seconds of each call, measured alternately so shared-machine load
+    (this benchmark's CPU is shared) hits both sides alike."""
+    for call in (ours, theirs):
+        call()
+        call()  # compile and warm up
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for call, bucket in ((ours, times[0]), (theirs, times[1])):
+            bucket.append(median_seconds(call, warmup=0, repeat=1))
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main(quick: bool = False) -> dict:
-    repeat = 3 if quick else 10
+    repeat = 3 if quick else 15
     rows, records = [], []
     key = jax.random.PRNGKey(0)
     for model in MODELS:
         params = _pytree(model, key)
         grads = _pytree(model, jax.random.PRNGKey(1))
         for pair, (ours, theirs) in PAIRS.items():
-            t_ours = time_update(ours(), params, grads, repeat=repeat)
-            t_theirs = time_update(theirs(), params, grads, repeat=repeat)
+            t_ours, t_theirs = time_pair(
+                make_step(ours(), params, grads), make_step(theirs(), params, grads), repeat=repeat
+            )
             ratio = t_ours / t_theirs
             rows.append((model, pair, t_ours * 1e3, t_theirs * 1e3, ratio))
             records.append(
