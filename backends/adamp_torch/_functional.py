@@ -76,7 +76,8 @@ def _vector(value: float | Tensor, like: Tensor) -> Tensor:
     """A Python float or a 0-dim tensor as a float64 tensor on ``like``'s device."""
     if isinstance(value, Tensor):
         return value.to(device=like.device, dtype=torch.float64)
-    return torch.tensor(value, dtype=torch.float64, device=like.device)
+    # a fill, not a host-to-device copy: allowed while a CUDA graph is being captured
+    return torch.full((), value, dtype=torch.float64, device=like.device)
 
 
 def _scalars(vector: Tensor, like: Tensor) -> list[Tensor]:

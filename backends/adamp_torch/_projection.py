@@ -86,10 +86,18 @@ def _segments(rows: Sequence[int], device: torch.device, cache: dict | None) -> 
     return seg
 
 
-def _thresholds(shapes: Sequence[torch.Size], delta: float, like: Tensor) -> tuple[Tensor, Tensor]:
+def _thresholds(
+    shapes: Sequence[torch.Size], delta: float, like: Tensor, cache: dict | None
+) -> tuple[Tensor, Tensor]:
+    """δ/sqrt(d) per tensor for the channel view and the layer view (computed in float64)."""
+    key = ("thresholds", like.device, like.dtype, delta, tuple(tuple(s) for s in shapes))
+    if cache is not None and key in cache:
+        return cache[key]
     channel = [delta / math.sqrt(math.prod(s[1:])) for s in shapes]
     layer = [delta / math.sqrt(math.prod(s)) for s in shapes]
     both = torch.tensor([channel, layer], dtype=torch.float64).to(like.device, like.dtype)
+    if cache is not None:
+        cache[key] = (both[0], both[1])
     return both[0], both[1]
 
 
@@ -112,7 +120,8 @@ def decide(
       delta, wd_ratio, eps: the optimizer's δ, wd_ratio and ε (Python floats).
       groups: process groups across which a tensor's rows are sharded; the
         per-tensor sums and maxima are all-reduced over each.
-      cache: a dict that keeps the row-to-tensor index between steps.
+      cache: a dict that keeps the row-to-tensor index and the thresholds between
+        steps (so that, after a first step, a step copies nothing from the host).
     """
     rows = [s.shape[1] for s in stats]
     joined = torch.cat(list(stats), dim=1)
@@ -132,7 +141,7 @@ def decide(
     lgg, lww, lgw, lwu = layer.unbind(0)
     l_norm = lww.sqrt()
     cos_layer = lgw.abs() / (lgg.sqrt().clamp_min(eps) * l_norm.clamp_min(eps))
-    channel_thr, layer_thr = _thresholds(shapes, delta, joined)
+    channel_thr, layer_thr = _thresholds(shapes, delta, joined, cache)
     channel = channel_max < channel_thr
     layer_fires = (cos_layer < layer_thr) & ~channel
     coef_rows = wu / (w_norm + eps).square()
