@@ -14,7 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax_cases import make_params, reference_run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax_cases import make_gradient, make_params, reference_run
+
+import adamp_core
 
 STEPS = 4
 KINDS = {"conv": "channel_orthogonal", "dense": "layer_orthogonal", "embed": "random"}
@@ -96,3 +100,35 @@ def test_steered_gradients_reach_every_branch():
     """Guard for the tests above: the steered cases exercise CHANNEL, LAYER and NONE."""
     _, _, branches = reference_run("adamp", make_params(0), KINDS, 1, seed=1, lr=1e-2)
     assert {int(b) for b in branches[0].values()} == {0, 1, 2}
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=2, max_size=4).map(tuple),
+    axis_seed=st.integers(0, 100),
+    kind=st.sampled_from(["random", "channel_orthogonal", "layer_orthogonal", "zero"]),
+    seed=st.integers(0, 2**16),
+)
+def test_one_step_any_shape_and_axis_matches_reference(shape, axis_seed, kind, seed):
+    """One float64 step of both optimizers on arbitrary small shapes and channel axes."""
+    ndim = len(shape)
+    axis = axis_seed % (2 * ndim) - ndim  # every axis in [-ndim, ndim)
+    rng = np.random.default_rng(seed)
+    param = rng.normal(size=shape)
+    grad = make_gradient(kind, rng.normal(size=shape), param, axis % ndim)
+    with jax.enable_x64(True):
+        for opt, ref in (
+            (adamp_jax.adamp(1e-2, weight_decay=0.1, channel_axis=axis),
+             adamp_core.adamp_step(param, grad, adamp_core.adamp_init(param), lr=1e-2,
+                                   weight_decay=0.1, channel_axis=axis)),
+            (adamp_jax.sgdp(0.1, momentum=0.9, weight_decay=0.1, channel_axis=axis),
+             adamp_core.sgdp_step(param, grad, adamp_core.sgdp_init(param), lr=0.1,
+                                  momentum=0.9, weight_decay=0.1, channel_axis=axis)),
+        ):  # fmt: skip
+            p = jnp.asarray(param)
+            updates, state = jax.jit(opt.update)(jnp.asarray(grad), opt.init(p), p)
+            eps = np.finfo(np.float64).eps
+            np.testing.assert_allclose(
+                np.asarray(p + updates), ref.param, rtol=2 * eps, atol=2 * eps
+            )
+            assert adamp_jax.projection_branches(state) is ref.branch
