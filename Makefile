@@ -43,3 +43,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+# The conformance table of the public AdamP/SGDP implementations (docs/conformance.md).
+# --no-deps: timm's torchvision requirement would replace the pinned torch.
+conformance-thirdparty: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps timm==1.0.31 pytorch_optimizer==4.1.0 torch_optimizer==0.3.0 pytorch_ranger==0.1.1
+	$(BIN)/adamp-conformance table --adapters adamp,timm,pytorch_optimizer,torch_optimizer --report conformance-thirdparty.json
