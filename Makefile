@@ -48,4 +48,4 @@ clean:
 # --no-deps: timm's torchvision requirement would replace the pinned torch.
 conformance-thirdparty: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps timm==1.0.31 pytorch_optimizer==4.1.0 torch_optimizer==0.3.0 pytorch_ranger==0.1.1
-	$(BIN)/adamp-conformance table --adapters adamp,timm,pytorch_optimizer,torch_optimizer --report conformance-thirdparty.json
+	$(BIN)/adamp-conformance table --adapters adamp,timm,pytorch_optimizer,torch_optimizer,adamp+channels_last,timm+channels_last,pytorch_optimizer+channels_last,torch_optimizer+channels_last --report conformance-thirdparty.json

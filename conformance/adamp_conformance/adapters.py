@@ -167,13 +167,15 @@ TORCH_RENAME = {"beta1": ("betas", 0), "beta2": ("betas", 1)}
 
 
 class _TorchStepper:
+    channels_last = False  # hand 4-D weights and gradients over in torch.channels_last memory
+
     def __init__(self, problem: Problem, classes: dict, rename, fixed, extra) -> None:
         import torch
 
         self.torch = torch
         dtype = getattr(torch, problem.dtype)
         self.params = [
-            torch.nn.Parameter(torch.tensor(p, dtype=torch.float64).to(dtype))
+            torch.nn.Parameter(self._memory(torch.tensor(p, dtype=torch.float64).to(dtype)))
             for p in problem.params
         ]
         groups = []
@@ -185,10 +187,19 @@ class _TorchStepper:
         self.opt = cls(groups, **extra)
         self.dtype = dtype
 
+    def _memory(self, t):
+        if self.channels_last and t.dim() == 4:
+            return t.contiguous(memory_format=self.torch.channels_last)
+        return t
+
     def step(self, grads):
         torch = self.torch
         for p, g in zip(self.params, grads, strict=True):
-            p.grad = None if g is None else torch.tensor(g, dtype=torch.float64).to(self.dtype)
+            p.grad = (
+                None
+                if g is None
+                else self._memory(torch.tensor(g, dtype=torch.float64).to(self.dtype))
+            )
         self.opt.step()
         return [p.detach().to(torch.float64).cpu().numpy().copy() for p in self.params]
 
@@ -226,17 +237,22 @@ def torch_adapter(
     dtypes: tuple[str, ...] = DTYPES,
     versions: Callable[[], dict] | dict | None = None,
     description: str = "",
+    channels_last_memory: bool = False,
 ) -> Adapter:
     """Wrap ``torch.optim`` optimizer classes (channels-first layout).
 
     ``rename`` defaults to betas=(beta1, beta2); ``extra`` is passed to every
-    constructor; ``branches=True`` reads ``optimizer.projection_branches()``.
+    constructor; ``branches=True`` reads ``optimizer.projection_branches()``;
+    ``channels_last_memory=True`` stores 4-D weights and gradients in
+    ``torch.channels_last`` memory format (same values, other strides).
     """
     classes = {k: v for k, v in (("adamp", adamp), ("sgdp", sgdp)) if v is not None}
     rename = TORCH_RENAME if rename is None else rename
     fixed = dict(fixed or {})
     extra = dict(extra or {})
     base = _TorchBranchStepper if branches else _TorchStepper
+    if channels_last_memory:
+        base = type(f"{base.__name__}ChannelsLast", (base,), {"channels_last": True})
 
     def factory(problem: Problem):
         stepper = base(problem, classes, rename, fixed, extra)

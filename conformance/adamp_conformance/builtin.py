@@ -256,6 +256,15 @@ def _torch_optimizer() -> Adapter:
     )
 
 
+_TORCH_BUILTIN = (
+    "adamp_torch",
+    "adamp_torch-foreach",
+    "adamp_torch-single",
+    "adamp",
+    "timm",
+    "pytorch_optimizer",
+    "torch_optimizer",
+)
 BUILTIN: dict[str, Callable[[], Adapter]] = {
     "reference": lambda: reference_adapter(CHANNELS_FIRST),
     "reference-channels-last": lambda: reference_adapter(CHANNELS_LAST),
@@ -274,10 +283,40 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
 }
 
 
+_CL_SUFFIX = "+channels_last"
+
+
+def _channels_last_memory(adapter: Adapter) -> Adapter:
+    """The same PyTorch adapter with 4-D weights in ``torch.channels_last`` memory format."""
+    import dataclasses
+
+    def factory(problem: Problem):
+        stepper = adapter.factory(problem)
+        torch = stepper.torch
+        for p in stepper.params:
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+        stepper.channels_last = True
+        return stepper
+
+    return dataclasses.replace(
+        adapter,
+        name=adapter.name + _CL_SUFFIX,
+        factory=factory,
+        description=adapter.description + " (4-D weights in torch.channels_last memory format)",
+    )
+
+
 def get_adapter(spec: str | Adapter) -> Adapter:
-    """A built-in name, ``module:attribute`` (an Adapter or a function returning one)."""
+    """A built-in name, ``module:attribute`` (an Adapter or a function returning one).
+
+    A PyTorch built-in name followed by ``+channels_last`` hands 4-D weights and
+    gradients over in ``torch.channels_last`` memory format (values unchanged).
+    """
     if isinstance(spec, Adapter):
         return spec
+    if spec.endswith(_CL_SUFFIX) and spec[: -len(_CL_SUFFIX)] in _TORCH_BUILTIN:
+        return _channels_last_memory(get_adapter(spec[: -len(_CL_SUFFIX)]))
     if spec in BUILTIN:
         try:
             return BUILTIN[spec]()

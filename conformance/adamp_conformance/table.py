@@ -12,8 +12,14 @@ __all__ = ["main", "summarise"]
 def summarise(results) -> dict:
     status = Counter(r.status for r in results)
     deviations = Counter(d for r in results for d in r.deviations)
-    unnamed = sorted(r.id for r in results if r.failed and not r.deviations)
-    return {"status": dict(status), "deviations": dict(deviations), "unnamed_failures": unnamed}
+    unnamed = sorted(r.id for r in results if r.status == "fail" and not r.deviations)
+    errors = Counter(r.reason.split(": ", 1)[-1][:70] for r in results if r.status == "error")
+    return {
+        "status": dict(status),
+        "deviations": dict(deviations),
+        "unnamed_failures": unnamed,
+        "errors": dict(errors),
+    }
 
 
 def main(args) -> int:
@@ -28,7 +34,7 @@ def main(args) -> int:
         try:
             adapter = get_adapter(name)
         except (Unavailable, ImportError) as exc:
-            rows.append(f"| {name} | not installed | | | | {exc} |")
+            rows.append(f"| {name} | not installed | | | | | {exc} |")
             continue
         results = run_suite(adapter, cases)
         report = suite_report(adapter, results)
@@ -38,15 +44,20 @@ def main(args) -> int:
         devs = "; ".join(
             f"`{d}` ({n})" for d, n in sorted(s["deviations"].items(), key=lambda x: -x[1])
         )
-        failing = s["status"].get("fail", 0) + s["status"].get("error", 0)
+        for message, n in sorted(s["errors"].items(), key=lambda x: -x[1]):
+            devs += ("; " if devs else "") + f"raises `{message}` ({n})"
         if s["unnamed_failures"]:
             devs += ("; " if devs else "") + "unnamed: " + ", ".join(s["unnamed_failures"][:6])
         rows.append(
-            f"| {name} | {version} | {s['status'].get('pass', 0)} | {failing} | "
-            f"{s['status'].get('unsupported', 0)} | {devs or 'none'} |"
+            f"| {name} | {version} | {s['status'].get('pass', 0)} | {s['status'].get('fail', 0)} | "
+            f"{s['status'].get('error', 0)} | {s['status'].get('unsupported', 0)} | "
+            f"{devs or 'none'} |"
         )
-    print("| implementation | versions | pass | fail | unsupported | deviations named (cases) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| implementation | versions | pass | fail | error | unsupported "
+        "| deviations named (cases) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.report:
         Path(args.report).write_text(json.dumps(reports, indent=1, default=str) + "\n")

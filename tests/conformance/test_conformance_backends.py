@@ -34,3 +34,9 @@ def test_adamp_jax_conforms():
     assert [r.id for r in results if r.failed] == []
     # optax has no "no gradient" and counts steps globally: those cases are unsupported
     assert {r.case_id for r in results if r.status == "unsupported"} == {"adamp-per-param-step"}
+
+
+def test_adamp_torch_channels_last_memory_conforms():
+    pytest.importorskip("torch")
+    results = run_suite(_adapter("adamp_torch+channels_last"))
+    assert {r.id for r in results if r.failed} == KNOWN["adamp_torch"]
