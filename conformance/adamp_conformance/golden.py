@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -63,6 +63,7 @@ class GoldenCase:
     grads: list[list[np.ndarray | None]]  # [t][i]
     reference: Trajectory
     meta: dict
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # variant trajectories
 
     @property
     def steps(self) -> int:
@@ -213,9 +214,9 @@ def _arrays(golden: GoldenCase) -> dict[str, np.ndarray]:
         arrays[f"{key}/grads"] = np.stack(
             [np.zeros(golden.shapes[i]) if g[i] is None else g[i] for g in golden.grads]
         ).astype(store)
-        for field in golden.reference.states[0][i]:
-            values = np.stack([s[i][field] for s in golden.reference.states])
-            arrays[f"{key}/{field}"] = values if field == "step" else values.astype(store)
+        for key_name in golden.reference.states[0][i]:
+            values = np.stack([s[i][key_name] for s in golden.reference.states])
+            arrays[f"{key}/{key_name}"] = values if key_name == "step" else values.astype(store)
     return arrays
 
 

@@ -154,7 +154,7 @@ def _run_adapter(adapter: Adapter, golden: GoldenCase) -> tuple[Trajectory, str,
 
 
 def _variant_trajectory(golden: GoldenCase, variant) -> Trajectory:
-    cache = golden.meta.setdefault("_variant_cache", {})
+    cache = golden.cache
     if variant.name not in cache:
         cache[variant.name] = simulate_case(golden, variant)
     return cache[variant.name]
