@@ -11,6 +11,7 @@ every branch is computed and selected with ``where``).
 
 from __future__ import annotations
 
+import os
 import statistics
 
 import adamp_jax
@@ -96,7 +97,10 @@ def main(quick: bool = False) -> dict:
         ("model", "pair", "ours ms", "optax ms", "ratio"),
         rows,
     )
+    load = os.getloadavg()
+    print(f"load average during the run (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     payload = {
+        "load_average": list(load),
         "device": f"{device.platform}:{device.device_kind}",
         "jax": jax.__version__,
         "optax": optax.__version__,
