@@ -79,7 +79,7 @@ def project(param, grad, update, *, channel_axis: int, delta: float, wd_ratio: f
     coef = ops.where(channel_fires, coef_channel, ops.where(layer_fires, coef_layer, zero))
     fired = ops.logical_or(channel_fires, layer_fires)
     one = ops.ones((), dtype=param.dtype)
-    ratio = ops.where(fired, ops.cast(wd_ratio, param.dtype), one)
+    ratio = ops.where(fired, ops.convert_to_tensor(wd_ratio, dtype=param.dtype), one)
     branch = ops.where(
         channel_fires,
         int(Branch.CHANNEL),

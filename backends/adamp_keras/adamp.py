@@ -118,8 +118,8 @@ class AdamP(ProjectedOptimizer):
         param = ops.cast(variable, dtype)
         exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
         t = ops.cast(self.iterations + 1, dtype)
-        bias1 = 1.0 - ops.power(ops.cast(self.beta_1, dtype), t)
-        bias2 = 1.0 - ops.power(ops.cast(self.beta_2, dtype), t)
+        bias1 = 1.0 - ops.power(ops.convert_to_tensor(self.beta_1, dtype=dtype), t)
+        bias2 = 1.0 - ops.power(ops.convert_to_tensor(self.beta_2, dtype=dtype), t)
 
         m = self.beta_1 * ops.cast(exp_avg, dtype) + (1.0 - self.beta_1) * grad
         v = self.beta_2 * ops.cast(exp_avg_sq, dtype) + (1.0 - self.beta_2) * ops.square(grad)
@@ -131,7 +131,9 @@ class AdamP(ProjectedOptimizer):
         direction, ratio, _ = self._project(index, param, grad, numerator / denom)
 
         if self._decays(index):
-            param = param * (1.0 - lr * ops.cast(self.weight_decay, dtype) * ratio)
+            param = param * (
+                1.0 - lr * ops.convert_to_tensor(self.weight_decay, dtype=dtype) * ratio
+            )
         new_param = param - (lr / bias1) * direction
         self.assign(variable, ops.cast(new_param, variable.dtype))
 

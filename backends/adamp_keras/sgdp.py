@@ -127,7 +127,12 @@ class SGDP(ProjectedOptimizer):
             self.assign(stored, ops.cast(direction if keep_projected else buffer, stored.dtype))
 
         if self._decays(index):
-            decay = lr * ops.cast(self.weight_decay, dtype) * ratio / (1.0 - self.momentum)
+            decay = (
+                lr
+                * ops.convert_to_tensor(self.weight_decay, dtype=dtype)
+                * ratio
+                / (1.0 - self.momentum)
+            )
             param = param * (1.0 - decay)
         self.assign(variable, ops.cast(param - lr * direction, variable.dtype))
 
