@@ -113,7 +113,6 @@ def plan(
     kept buffer). Also writes each tensor's branch code to ``bucket.branches``.
     """
     like, k, n = bucket.params[0], bucket.n_projected, len(bucket.params)
-    dtype = like.dtype
     scales: list[Tensor | None] = [None] * n
     update_coefs = None
     if decay_rate is not None and k < n:
@@ -129,6 +128,7 @@ def plan(
             cache=cache,
         )
         torch._foreach_copy_(bucket.branches[:k], list(decision.branch.unbind(0)))
+        dtype = decision.coef.dtype  # float32 for 16-bit parameters
         if decay_rate is None:
             decay = torch.ones_like(decision.ratio)
         else:

@@ -64,9 +64,13 @@ def row_stats(param: Tensor, grad: Tensor, update: Tensor, spare: Tensor | None 
     """(4, rows): per output channel ``g·g, w·w, g·w, w·u`` (sums over axes 1..ndim-1).
 
     ``spare``, a contiguous buffer of ``param``'s size, holds the products instead
-    of a fresh temporary.
+    of a fresh temporary. float16 and bfloat16 tensors get float32 statistics.
     """
     w, g, u = _flat_rows(param), _flat_rows(grad), _flat_rows(update)
+    if param.dtype in (torch.float16, torch.bfloat16):
+        # in 16 bits, (||w|| + ε)² underflows for ε = 1e-8 (a zero weight would give 0/0)
+        # and overflows for ||w|| > 256: decide in float32
+        w, g, u, spare = w.float(), g.float(), u.float(), None
     g_norm = torch.linalg.vector_norm(g, dim=1)
     w_norm = torch.linalg.vector_norm(w, dim=1)
     return torch.stack(
