@@ -6,9 +6,9 @@ from adamp_conformance.runner import run_suite
 
 # Known failures, reported to the backend owners; strict: a fix makes the test fail until
 # the entry is removed.
-KNOWN = {
-    # float16 zero weight row: inf parameters (eps 1e-4 in the unit-vector norm).
-    "adamp_torch": {"sgdp-zero-weight-f16"},
+KNOWN: dict[str, set[str]] = {
+    # (was: float16 zero weight row gave NaN; fixed in adamp_torch c72082d)
+    "adamp_torch": set(),
 }
 
 
