@@ -120,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"list": _cmd_list, "run": _cmd_run, "table": _cmd_table, "generate": _cmd_generate}[
         args.command
     ]
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:  # output piped into e.g. head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
