@@ -5,7 +5,8 @@ authors' ``adamp`` 0.3.0 (specification: :func:`adamp_core.adamp_step`).
 Arguments -> symbols: ``learning_rate`` η, ``beta_1`` β₁, ``beta_2`` β₂,
 ``epsilon`` ε, ``weight_decay`` λ, ``delta`` δ, ``wd_ratio``.
 
-One step for a variable w with gradient g (t = optimizer iterations + 1)::
+One step for a variable w with gradient g (t counts this variable's steps, like
+the authors' per-parameter ``step``: a variable without gradient does not advance)::
 
     m ← β₁ m + (1 - β₁) g ;  v ← β₂ v + (1 - β₂) g²
     p = m / (sqrt(v) / sqrt(1 - β₂ᵗ) + ε)        (Nesterov: (β₁ m + (1 - β₁) g) / ...)
@@ -58,8 +59,8 @@ class AdamP(ProjectedOptimizer):
         ``ema_momentum``, ``ema_overwrite_frequency``, ``loss_scale_factor``,
         ``gradient_accumulation_steps``).
 
-    The state per variable is ``exp_avg``, ``exp_avg_sq`` and the int32 branch
-    code read by :meth:`projection_branches`.
+    The state per variable is ``exp_avg``, ``exp_avg_sq``, its int32 ``step`` count
+    and the int32 branch code read by :meth:`projection_branches`.
     """
 
     def __init__(
@@ -108,6 +109,15 @@ class AdamP(ProjectedOptimizer):
         self._exp_avgs, self._exp_avg_sqs = self.add_optimizer_variables(
             variables, ["exp_avg", "exp_avg_sq"]
         )
+        self._steps = [
+            self.add_variable(
+                shape=(),
+                dtype="int32",
+                name=f"{v.path.replace('/', '_')}_step",
+                initializer="zeros",
+            )
+            for v in variables
+        ]
 
     def update_step(self, gradient, variable, learning_rate):
         """One AdamP step of ``variable`` (see the module docstring)."""
@@ -117,7 +127,9 @@ class AdamP(ProjectedOptimizer):
         grad = ops.cast(gradient, dtype)
         param = ops.cast(variable, dtype)
         exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
-        t = ops.cast(self.iterations + 1, dtype)
+        step = self._steps[index] + 1  # this variable's own count, as in the authors' code
+        self.assign(self._steps[index], step)
+        t = ops.cast(step, dtype)
         bias1 = 1.0 - ops.power(ops.convert_to_tensor(self.beta_1, dtype=dtype), t)
         bias2 = 1.0 - ops.power(ops.convert_to_tensor(self.beta_2, dtype=dtype), t)
 

@@ -202,3 +202,25 @@ def test_a_variable_without_gradient_keeps_its_value_and_branch():
         Branch.CHANNEL,
         Branch.NONE,
     )
+
+
+def test_adamp_counts_steps_per_variable():
+    """A variable left without gradient does not advance its bias correction (authors' code)."""
+    params, variables = make_variables([(4, 3), (3,)], seed=17)
+    optimizer = adamp_keras.AdamP(learning_rate=0.05)
+    reference = Reference(params, "adamp", lr=0.05)
+    rng = np.random.default_rng(18)
+    for step in range(4):
+        grads = [GRAD_KINDS["radial"](reference.params[0], rng), rng.standard_normal(3)]
+        if step in (0, 2):
+            grads[1] = None
+        optimizer.apply(
+            [
+                None if g is None else keras.ops.convert_to_tensor(g.astype("float32"))
+                for g in grads
+            ],
+            variables,
+        )
+        reference.step(grads)
+        for v, ref in zip(variables, reference.params, strict=True):
+            np.testing.assert_allclose(to_numpy(v), ref, rtol=F32_RTOL, atol=F32_ATOL)
