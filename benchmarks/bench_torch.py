@@ -2,10 +2,13 @@
 
 Random tensors with the parameter shapes of ResNet-50 and ViT-B/16 (see
 ``benchmarks/shapes.py``) and fixed random gradients; only ``optimizer.step()``
-is timed. Each (model, optimizer) pair runs in a fresh process, so its peak
-memory is the rise of the process's peak resident set (CPU) or of
-``torch.cuda.max_memory_allocated`` (GPU) over the parameters and gradients:
-the optimizer state plus the step's temporaries.
+is timed. The optimizers of one table step the same tensors (each with its own
+state) in one process, interleaved round by round in rotating order, so that
+load from other processes on the machine hits them alike; the table shows the
+median step time. Peak memory is measured separately, each optimizer in a
+fresh process: the rise of the peak resident set (CPU) or of
+``torch.cuda.max_memory_allocated`` (GPU) over the parameters and gradients,
+that is the optimizer state plus the step's temporaries.
 
 AdamP is compared with ``torch.optim.AdamW`` (foreach and fused), the authors'
 ``adamp`` 0.3.0 and pytorch_optimizer's AdamP (if installed); SGDP (momentum
@@ -21,8 +24,10 @@ import importlib.util
 import multiprocessing as mp
 import queue as queue_module
 import resource
+import statistics
+import time
 
-from benchmarks.common import median_seconds, print_table, write_json
+from benchmarks.common import print_table, write_json
 from benchmarks.shapes import MODELS
 
 ADAMP_ROWS = [
@@ -76,12 +81,22 @@ def make_optimizer(name: str, params):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def _peak_rss_bytes() -> int:
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a spawned child would report
+    # its (large) parent's peak
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def _measure(model: str, name: str, device: str, warmup: int, repeat: int, queue) -> None:
+def _make_params(model: str, device: str):
     import torch
 
     torch.manual_seed(0)
@@ -90,6 +105,20 @@ def _measure(model: str, name: str, device: str, warmup: int, repeat: int, queue
         p = torch.nn.Parameter(torch.randn(shape, device=device) * 0.05)
         p.grad = torch.randn(shape, device=device) * 1e-3
         params.append(p)
+    return params
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _peak_memory(model: str, name: str, device: str, queue) -> None:
+    import torch
+
+    params = _make_params(model, device)
     optimizer = make_optimizer(name, params)
     cuda = device.startswith("cuda")
     if cuda:
@@ -98,26 +127,18 @@ def _measure(model: str, name: str, device: str, warmup: int, repeat: int, queue
         base = torch.cuda.memory_allocated()
     else:
         base = _rss_bytes()
-
-    def step():
+    for _ in range(2):
         optimizer.step()
-        if cuda:
-            torch.cuda.synchronize()
-
-    seconds = median_seconds(step, warmup=warmup, repeat=repeat)
-    if cuda:
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    queue.put((seconds, peak))
+    _sync(device)
+    peak = torch.cuda.max_memory_allocated() - base if cuda else _peak_rss_bytes() - base
+    queue.put(peak)
 
 
-def measure(model: str, name: str, device: str, *, quick: bool) -> tuple[float, float]:
-    """(median step seconds, peak extra bytes) in a fresh process."""
+def peak_memory(model: str, name: str, device: str) -> float:
+    """Peak extra bytes of two steps of ``name`` in a fresh process."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    warmup, repeat = (1, 3) if quick else (3, 10)
-    proc = ctx.Process(target=_measure, args=(model, name, device, warmup, repeat, queue))
+    proc = ctx.Process(target=_peak_memory, args=(model, name, device, queue))
     proc.start()
     while True:
         try:
@@ -125,10 +146,28 @@ def measure(model: str, name: str, device: str, *, quick: bool) -> tuple[float, 
             break
         except queue_module.Empty:
             if not proc.is_alive():
-                message = f"benchmark of {name} on {model} died ({proc.exitcode})"
+                message = f"memory benchmark of {name} on {model} died ({proc.exitcode})"
                 raise RuntimeError(message) from None
     proc.join()
     return result
+
+
+def step_times(model: str, names: list[str], device: str, *, quick: bool) -> dict:
+    """Per optimizer, the step times of interleaved rounds (seconds)."""
+    params = _make_params(model, device)
+    optimizers = {name: make_optimizer(name, params) for name in names}
+    warmup, rounds = (1, 3) if quick else (3, 15)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(warmup + rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            _sync(device)
+            start = time.perf_counter()
+            optimizers[name].step()
+            _sync(device)
+            if r >= warmup:
+                samples[name].append(time.perf_counter() - start)
+    return samples
 
 
 def available(name: str, device: str) -> bool:
@@ -147,39 +186,49 @@ def main(quick: bool = False) -> dict:
         for model in models:
             n_params = sum(int(torch.Size(s).numel()) for s in MODELS[model]())  # for bytes/param
             for rows in (ADAMP_ROWS, SGDP_ROWS):
-                timings = {}
-                for name, _ in rows:
-                    if available(name, device):
-                        timings[name] = measure(model, name, device, quick=quick)
+                names = [name for name, _ in rows if available(name, device)]
+                samples = step_times(model, names, device, quick=quick)
+                timings = {name: statistics.median(samples[name]) for name in names}
                 table = []
                 for name, baseline in rows:
                     if name not in timings:
                         continue
-                    seconds, peak = timings[name]
+                    seconds = timings[name]
                     fused = timings.get(FUSED[baseline])
+                    peak = peak_memory(model, name, device)
                     entry = {
                         "device": device,
                         "model": model,
                         "optimizer": name,
                         "params": n_params,
-                        "step_ms": seconds * 1e3,
+                        "step_ms_median": seconds * 1e3,
+                        "step_ms_min": min(samples[name]) * 1e3,
+                        "rounds": len(samples[name]),
                         "peak_extra_mb": peak / 2**20,
-                        "vs_" + baseline: seconds / timings[baseline][0],
-                        "vs_fused": seconds / fused[0] if fused else None,
+                        "vs_" + baseline: seconds / timings[baseline],
+                        "vs_fused": seconds / fused if fused else None,
                     }
                     results.append(entry)
                     table.append(
                         [
                             name,
                             seconds * 1e3,
-                            seconds / timings[baseline][0],
-                            seconds / fused[0] if fused else "-",
+                            min(samples[name]) * 1e3,
+                            seconds / timings[baseline],
+                            seconds / fused if fused else "-",
                             peak / 2**20,
                         ]
                     )
                 print_table(
                     f"{device} {model} ({n_params / 1e6:.1f}M params)",
-                    ["optimizer", "step ms", f"x {rows[0][1]}", "x fused", "peak extra MiB"],
+                    [
+                        "optimizer",
+                        "median ms",
+                        "min ms",
+                        f"x {rows[0][1]}",
+                        "x fused",
+                        "peak extra MiB",
+                    ],
                     table,
                 )
     versions = {"torch": torch.__version__}

@@ -75,7 +75,7 @@ def _views(flat: Tensor | None, param: Tensor) -> tuple[Tensor | None, Tensor | 
 def _vector(value: float | Tensor, like: Tensor) -> Tensor:
     """A Python float or a 0-dim tensor as a float64 tensor on ``like``'s device."""
     if isinstance(value, Tensor):
-        return value.to(device=like.device, dtype=torch.float64)
+        return value.to(torch.float64).to(like.device, non_blocking=True)
     # a fill, not a host-to-device copy: allowed while a CUDA graph is being captured
     return torch.full((), value, dtype=torch.float64, device=like.device)
 
@@ -200,7 +200,9 @@ def _single_pass(
 
 def _bias_corrections(steps: Sequence[Tensor], like: Tensor, beta1: float, beta2: float):
     torch._foreach_add_(list(steps), 1.0)
-    t = torch.stack(list(steps)).to(device=like.device, dtype=torch.float64)
+    # non_blocking: a host-to-device copy that does not synchronise (steps live on the
+    # CPU unless capturable)
+    t = torch.stack(list(steps)).to(torch.float64).to(like.device, non_blocking=True)
     return 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
 
 
@@ -233,19 +235,22 @@ def adamp_update(
     lr_t = _vector(lr, like)
     proj = ProjectionArgs(delta, wd_ratio, eps)
     decay_rate = lr_t * weight_decay if weight_decay != 0 else None
-    divisors = _scalars(sqrt_bias2, like)
+    # u = m / (sqrt(v)/sqrt(b2) + ε) = sqrt(b2) · m / (sqrt(v) + ε·sqrt(b2)): work with the
+    # second form's quotient (one pass less) and move sqrt(b2) into the step size; the
+    # projection is linear in u and its decision does not depend on u
+    shifts = _scalars(eps * sqrt_bias2, like)
+    step_size = lr_t * sqrt_bias2 / bias1
     if foreach:
         torch._foreach_lerp_(ms, grads, 1.0 - beta1)
         torch._foreach_mul_(vs, beta2)
         torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
         denom = torch._foreach_sqrt(vs)
-        torch._foreach_div_(denom, divisors)
-        torch._foreach_add_(denom, eps)
+        torch._foreach_add_(denom, shifts)
         numerator = torch._foreach_lerp(ms, grads, 1.0 - beta1) if nesterov else ms
         updates = torch._foreach_div(numerator, denom)
         del denom, numerator
         folded = plan(
-            bucket, _stats_foreach(bucket, updates), lr_t / bias1, decay_rate, proj, cache=cache
+            bucket, _stats_foreach(bucket, updates), step_size, decay_rate, proj, cache=cache
         )
         apply_foreach(bucket, updates, folded)
         return
@@ -255,13 +260,13 @@ def adamp_update(
 
     def direction(i: int, out: Tensor | None, spare: Tensor | None) -> Tensor:
         denom = torch.sqrt(vs[i], out=out) if out is not None else torch.sqrt(vs[i])
-        denom.div_(divisors[i]).add_(eps)
+        denom.add_(shifts[i])
         numerator = ms[i]
         if nesterov:
             numerator = torch.lerp(ms[i], grads[i], 1.0 - beta1, **_out(spare))
         return torch.div(numerator, denom, out=denom)
 
-    _single_pass(bucket, direction, lr_t / bias1, decay_rate, proj, cache=cache)
+    _single_pass(bucket, direction, step_size, decay_rate, proj, cache=cache)
 
 
 def _out(buffer: Tensor | None) -> dict:

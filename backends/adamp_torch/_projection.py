@@ -84,7 +84,7 @@ def _segments(rows: Sequence[int], device: torch.device, cache: dict | None) -> 
         return cache[key]
     counts = torch.tensor(list(rows), dtype=torch.int64)
     seg = torch.repeat_interleave(torch.arange(len(rows)), counts, output_size=sum(rows))
-    seg = seg.to(device)
+    seg = seg.to(device, non_blocking=True)
     if cache is not None:
         cache[key] = seg
     return seg
@@ -99,7 +99,8 @@ def _thresholds(
         return cache[key]
     channel = [delta / math.sqrt(math.prod(s[1:])) for s in shapes]
     layer = [delta / math.sqrt(math.prod(s)) for s in shapes]
-    both = torch.tensor([channel, layer], dtype=torch.float64).to(like.device, like.dtype)
+    both = torch.tensor([channel, layer], dtype=torch.float64).to(like.dtype)
+    both = both.to(like.device, non_blocking=True)
     if cache is not None:
         cache[key] = (both[0], both[1])
     return both[0], both[1]
