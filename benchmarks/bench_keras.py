@@ -133,9 +133,15 @@ def main(quick: bool = False) -> dict:
         ["backend", "optimizer", "ms/step", "x baseline", "jit_compile"],
         rows,
     )
-    payload = {"quick": quick, "batch": BATCH, "input": [SIZE, SIZE, 3], "results": results}
+    payload = {
+        "quick": quick,
+        "batch": BATCH,
+        "input": [SIZE, SIZE, 3],
+        "load_average_1_5_15_min_after": list(os.getloadavg()),
+        "results": results,
+    }
     path = write_json("keras", payload)
-    print(f"wrote {path}")
+    print(f"load average after the run: {os.getloadavg()}; wrote {path}")
     return payload
 
 
