@@ -225,3 +225,29 @@ def test_non_contiguous_and_channels_last(kind):
             opt.step()
         for a, b in zip(base, tensors, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize(("kind", "config"), [CASES[3], CASES[8]])
+def test_16_bit_parameters_with_a_zero_weight(kind, config, dtype, foreach):
+    """ε = 1e-8 underflows in 16 bits; the statistics are float32, so a zero weight
+    still projects as a no-op instead of dividing 0 by 0. One step from 16-bit
+    inputs, against the float64 reference: a few roundings at 16-bit unit roundoff
+    of |w| + lr·|update| (|update| <= 10 for these Adam/SGD steps)."""
+    rng = np.random.default_rng(8)
+    arrays = [np.zeros((4, 3)), rng.normal(size=(3, 2, 2)), rng.normal(size=(5,))]
+    arrays = [torch.tensor(a).to(dtype).double().numpy() for a in arrays]
+    # |g| >= 0.5: (1-β₂)g² must not underflow in float16, or Adam divides by a zero
+    # denominator in any 16-bit implementation (the authors' code included)
+    grads = [rng.normal(size=a.shape) for a in arrays]
+    grads = [np.sign(g) * (0.5 + np.abs(g)) for g in grads]
+    grads = [torch.tensor(g).to(dtype).double().numpy() for g in grads]
+    tensors, opt = run_torch(CLASSES[kind], arrays, [grads], dtype=dtype, foreach=foreach, **config)
+    ref, _, branches = reference_run(CORE[kind], arrays, [grads], **core_hyper(kind, config))
+    unit = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}[dtype]
+    for p, r in zip(tensors, ref, strict=True):
+        assert torch.isfinite(p).all()
+        bound = 8 * unit * (np.abs(r).max() + config["lr"] * 10)
+        np.testing.assert_allclose(p.detach().double().numpy(), r, rtol=0, atol=bound)
+    assert list(opt.projection_branches().values()) == branches
