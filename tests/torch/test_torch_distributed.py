@@ -10,6 +10,8 @@ layer sums must be reduced across ranks to match the single process.
 
 from __future__ import annotations
 
+import re
+
 import adamp_torch
 import pytest
 import torch
@@ -126,6 +128,14 @@ def _worker(rank: int, rendezvous: str) -> None:
             fresh.step()
             for p, b in zip(model.parameters(), before, strict=True):
                 assert torch.equal(_full(p.detach()), b)
+        # a placement other than Shard(0) / Replicate is refused, not silently mis-reduced
+        from torch.distributed.tensor import Shard, distribute_tensor
+
+        mesh = init_device_mesh("cpu", (WORLD,))
+        weight = nn.Parameter(distribute_tensor(torch.randn(4, 4), mesh, [Shard(1)]))
+        weight.grad = distribute_tensor(torch.randn(4, 4), mesh, [Shard(1)])
+        with pytest.raises(NotImplementedError, match=re.escape("Shard(0)")):
+            adamp_torch.AdamP([weight]).step()
     finally:
         dist.destroy_process_group()
 
