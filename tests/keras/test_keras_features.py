@@ -308,3 +308,29 @@ def test_defaults_are_the_papers():
     for config in (adamp, sgdp):
         assert (config["delta"], config["wd_ratio"], config["channel_axis"]) == (0.1, 0.1, -1)
         assert config["weight_decay"] is None
+
+
+def test_embedding_fit_with_sparse_gradients():
+    """An Embedding table's gradient is sparse on TensorFlow (IndexedSlices); the update
+    densifies it. The table (vocab, dim) is projected per column like any 2-D kernel."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            keras.layers.Embedding(20, 6, name="embed"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    optimizer = adamp_keras.AdamP(learning_rate=0.01, weight_decay=0.1)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(True))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 20, (16, 4)).astype("int32"), rng.integers(0, 3, 16)
+    table = to_numpy(model.get_layer("embed").embeddings)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    after = to_numpy(model.get_layer("embed").embeddings)
+    unused = np.setdiff1d(np.arange(20), x)
+    assert unused.size and np.all(np.isfinite(after))
+    # rows never looked up get no gradient but still decay (decoupled decay is dense)
+    assert not np.array_equal(after[unused], table[unused])
