@@ -38,6 +38,25 @@ def compute_dtype(variable) -> str:
     return "float32" if dtype in _LOW_PRECISION else dtype
 
 
+def value_of(variable):
+    """The backend tensor behind a Keras variable (a backend variable passes through), so
+    that arithmetic uses the backend's operators, not Keras's operator overloads."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+def as_dtype(x, dtype: str):
+    """``x`` in ``dtype``, without a cast op when it already is."""
+    return x if keras.backend.standardize_dtype(x.dtype) == dtype else ops.cast(x, dtype)
+
+
+def dense_gradient(gradient, shape):
+    """A dense gradient: TensorFlow hands Embedding gradients over as IndexedSlices
+    (indices, values); they are scattered (duplicates summed) into a dense tensor."""
+    if hasattr(gradient, "indices") and hasattr(gradient, "dense_shape"):
+        return ops.scatter(ops.expand_dims(gradient.indices, -1), gradient.values, shape)
+    return gradient
+
+
 def _resolve_axis(spec, variable) -> int | None:
     """The channel axis of ``variable`` in ``[0, ndim)``, or None to never project it."""
     ndim = len(variable.shape)
@@ -134,11 +153,19 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
             return False
         return self._use_weight_decay(self._trainable_variables[index])
 
-    def _project(self, index: int, param, grad, update) -> Projected:
+    def _inputs(self, gradient, variable, learning_rate):
+        """(index, compute dtype, lr, grad, param) of one update_step call, as backend tensors."""
+        index = self._get_variable_index(variable)
+        dtype = compute_dtype(variable)
+        grad = as_dtype(dense_gradient(gradient, tuple(variable.shape)), dtype)
+        param = as_dtype(value_of(variable), dtype)
+        return index, dtype, ops.cast(learning_rate, dtype), grad, param
+
+    def _project(self, index: int, param, grad, update, grad_sq=None) -> Projected:
         """Project ``update`` (or not, for 1-D variables) and record the branch code."""
         axis = self._channel_axes[index]
         if axis is None or math.prod(param.shape) == 0:
-            return Projected(update, ops.ones((), dtype=param.dtype), None)
+            return Projected(update, 1.0, None)
         result = project(
             param,
             grad,
@@ -147,6 +174,7 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
             delta=self.delta,
             wd_ratio=self.wd_ratio,
             eps=self.epsilon,
+            grad_sq=grad_sq,
         )
         self.assign(self._branches[index], result.branch)
         return result

@@ -7,7 +7,7 @@ with gradient g and update u, the channel view has one row per output channel
 Per row i of a view (row length d)::
 
     cos_i = |g_i · w_i| / (max(||g_i||, ε) · max(||w_i||, ε))
-    fires = max_i cos_i < δ / sqrt(d)
+    fires = max_i cos_i < δ / sqrt(d)       (evaluated squared, without square roots)
     u_i  ← u_i - w_i · (w_i · u_i) / (||w_i|| + ε)²       (= u - ŵ (ŵ · u), ŵ = w/(||w||+ε))
 
 The channel view is tried first, then the layer view. Rows are never formed by a
@@ -42,12 +42,24 @@ def _sum(x, axes):
     return ops.sum(x, axis=axes, keepdims=True) if axes else x
 
 
-def _cosine(gw, gg, ww, eps):
-    return ops.abs(gw) / (ops.maximum(ops.sqrt(gg), eps) * ops.maximum(ops.sqrt(ww), eps))
-
-
-def project(param, grad, update, *, channel_axis: int, delta: float, wd_ratio: float, eps: float):
+def project(
+    param,
+    grad,
+    update,
+    *,
+    channel_axis: int,
+    delta: float,
+    wd_ratio: float,
+    eps: float,
+    grad_sq=None,
+):
     """Project ``update`` for ``param`` if it looks scale-invariant (see the module docstring).
+
+    The test ``|g·w| / (max(||g||, ε)·max(||w||, ε)) < t`` is evaluated squared, as
+    ``(g·w)² < t²·max(g·g, ε²)·max(w·w, ε²)`` (the same inequality: both sides are
+    >= 0 and max(sqrt(x), ε) = sqrt(max(x, ε²))), which saves the square roots.
+    Arithmetic uses the tensors' operators, ``keras.ops`` only where an operator
+    does not exist, so eager backends dispatch few calls.
 
     Args:
       param: w before this step's decay and update (a tensor of static shape, ndim >= 2).
@@ -55,6 +67,7 @@ def project(param, grad, update, *, channel_axis: int, delta: float, wd_ratio: f
       update: the direction to project (Adam's m̂/denominator, SGD's buffer).
       channel_axis: the output-channel axis, already normalised to ``[0, ndim)``.
       delta, wd_ratio, eps: δ, the decay ratio where a view fires, ε.
+      grad_sq: ``grad * grad`` if the caller has it already (AdamP's second moment).
 
     Returns:
       :class:`Projected` ``(update, ratio, branch)``.
@@ -62,27 +75,25 @@ def project(param, grad, update, *, channel_axis: int, delta: float, wd_ratio: f
     shape = tuple(param.shape)
     size = math.prod(shape)
     axes = tuple(i for i in range(len(shape)) if i != channel_axis)
-    gg = _sum(grad * grad, axes)
+    gg = _sum(grad * grad if grad_sq is None else grad_sq, axes)
     ww = _sum(param * param, axes)
     gw = _sum(grad * param, axes)
     wu = _sum(param * update, axes)
-
-    row_length = size // shape[channel_axis]
-    channel_fires = ops.max(_cosine(gw, gg, ww, eps)) < delta / math.sqrt(row_length)
     gg_l, ww_l, gw_l, wu_l = (ops.sum(s) for s in (gg, ww, gw, wu))
-    layer_test = _cosine(gw_l, gg_l, ww_l, eps) < delta / math.sqrt(size)
-    layer_fires = ops.logical_and(ops.logical_not(channel_fires), layer_test)
 
-    zero = ops.zeros((), dtype=param.dtype)
-    coef_channel = wu / ops.square(ops.sqrt(ww) + eps)
-    coef_layer = wu_l / ops.square(ops.sqrt(ww_l) + eps)
-    coef = ops.where(channel_fires, coef_channel, ops.where(layer_fires, coef_layer, zero))
-    fired = ops.logical_or(channel_fires, layer_fires)
-    one = ops.ones((), dtype=param.dtype)
-    ratio = ops.where(fired, ops.convert_to_tensor(wd_ratio, dtype=param.dtype), one)
-    branch = ops.where(
-        channel_fires,
-        int(Branch.CHANNEL),
-        ops.where(layer_fires, int(Branch.LAYER), int(Branch.NONE)),
+    eps2 = eps * eps
+    row_length = size // shape[channel_axis]
+    bound = (delta * delta / row_length) * ops.maximum(gg, eps2) * ops.maximum(ww, eps2)
+    channel_fires = ops.all(gw * gw < bound)
+    bound_l = (delta * delta / size) * ops.maximum(gg_l, eps2) * ops.maximum(ww_l, eps2)
+    layer_fires = ops.logical_and(ops.logical_not(channel_fires), gw_l * gw_l < bound_l)
+
+    coef_channel = wu / (ops.sqrt(ww) + eps) ** 2
+    coef_layer = wu_l / (ops.sqrt(ww_l) + eps) ** 2
+    coef = ops.where(channel_fires, coef_channel, ops.where(layer_fires, coef_layer, 0.0))
+    fired = ops.cast(ops.logical_or(channel_fires, layer_fires), param.dtype)
+    ratio = fired * wd_ratio + (1.0 - fired)  # exactly wd_ratio or 1
+    branch = int(Branch.CHANNEL) * ops.cast(channel_fires, "int32") + int(Branch.LAYER) * ops.cast(
+        layer_fires, "int32"
     )
-    return Projected(update - param * coef, ratio, ops.cast(branch, "int32"))
+    return Projected(update - param * coef, ratio, branch)

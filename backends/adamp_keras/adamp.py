@@ -25,8 +25,9 @@ from adamp_core import validate_adamp
 from adamp_keras._base import (
     ChannelAxis,
     ProjectedOptimizer,
-    compute_dtype,
+    as_dtype,
     learning_rate_for_validation,
+    value_of,
 )
 
 __all__ = ["AdamP"]
@@ -121,33 +122,28 @@ class AdamP(ProjectedOptimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """One AdamP step of ``variable`` (see the module docstring)."""
-        index = self._get_variable_index(variable)
-        dtype = compute_dtype(variable)
-        lr = ops.cast(learning_rate, dtype)
-        grad = ops.cast(gradient, dtype)
-        param = ops.cast(variable, dtype)
+        index, dtype, lr, grad, param = self._inputs(gradient, variable, learning_rate)
         exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
-        step = self._steps[index] + 1  # this variable's own count, as in the authors' code
+        step = value_of(self._steps[index]) + 1  # this variable's own count (authors' code)
         self.assign(self._steps[index], step)
         t = ops.cast(step, dtype)
-        bias1 = 1.0 - ops.power(ops.convert_to_tensor(self.beta_1, dtype=dtype), t)
-        bias2 = 1.0 - ops.power(ops.convert_to_tensor(self.beta_2, dtype=dtype), t)
+        bias1 = 1.0 - self.beta_1**t
+        bias2 = 1.0 - self.beta_2**t
 
-        m = self.beta_1 * ops.cast(exp_avg, dtype) + (1.0 - self.beta_1) * grad
-        v = self.beta_2 * ops.cast(exp_avg_sq, dtype) + (1.0 - self.beta_2) * ops.square(grad)
-        self.assign(exp_avg, ops.cast(m, exp_avg.dtype))
-        self.assign(exp_avg_sq, ops.cast(v, exp_avg_sq.dtype))
+        grad_sq = grad * grad
+        m = self.beta_1 * as_dtype(value_of(exp_avg), dtype) + (1.0 - self.beta_1) * grad
+        v = self.beta_2 * as_dtype(value_of(exp_avg_sq), dtype) + (1.0 - self.beta_2) * grad_sq
+        self.assign(exp_avg, as_dtype(m, exp_avg.dtype))
+        self.assign(exp_avg_sq, as_dtype(v, exp_avg_sq.dtype))
 
         denom = ops.sqrt(v) / ops.sqrt(bias2) + self.epsilon
         numerator = self.beta_1 * m + (1.0 - self.beta_1) * grad if self.nesterov else m
-        direction, ratio, _ = self._project(index, param, grad, numerator / denom)
+        direction, ratio, _ = self._project(index, param, grad, numerator / denom, grad_sq)
 
         if self._decays(index):
-            param = param * (
-                1.0 - lr * ops.convert_to_tensor(self.weight_decay, dtype=dtype) * ratio
-            )
+            param = param * (1.0 - lr * self.weight_decay * ratio)
         new_param = param - (lr / bias1) * direction
-        self.assign(variable, ops.cast(new_param, variable.dtype))
+        self.assign(variable, as_dtype(new_param, keras.backend.standardize_dtype(variable.dtype)))
 
     def get_config(self):
         config = super().get_config()

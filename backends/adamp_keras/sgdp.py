@@ -20,14 +20,14 @@ With ``momentum=0`` the buffer is never read again, so none is stored.
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from adamp_core import check_bool, validate_sgdp
 from adamp_keras._base import (
     ChannelAxis,
     ProjectedOptimizer,
-    compute_dtype,
+    as_dtype,
     learning_rate_for_validation,
+    value_of,
 )
 
 __all__ = ["SGDP"]
@@ -110,31 +110,22 @@ class SGDP(ProjectedOptimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """One SGDP step of ``variable`` (see the module docstring)."""
-        index = self._get_variable_index(variable)
-        dtype = compute_dtype(variable)
-        lr = ops.cast(learning_rate, dtype)
-        grad = ops.cast(gradient, dtype)
-        param = ops.cast(variable, dtype)
-
+        index, dtype, lr, grad, param = self._inputs(gradient, variable, learning_rate)
         buffer = (1.0 - self.dampening) * grad
         if self._buffers:
             stored = self._buffers[index]
-            buffer = self.momentum * ops.cast(stored, dtype) + buffer
+            buffer = self.momentum * as_dtype(value_of(stored), dtype) + buffer
         direction = grad + self.momentum * buffer if self.nesterov else buffer
         direction, ratio, _ = self._project(index, param, grad, direction)
         if self._buffers:
             keep_projected = self.project_buffer and not self.nesterov
-            self.assign(stored, ops.cast(direction if keep_projected else buffer, stored.dtype))
+            new_buffer = direction if keep_projected else buffer
+            self.assign(stored, as_dtype(new_buffer, keras.backend.standardize_dtype(stored.dtype)))
 
         if self._decays(index):
-            decay = (
-                lr
-                * ops.convert_to_tensor(self.weight_decay, dtype=dtype)
-                * ratio
-                / (1.0 - self.momentum)
-            )
-            param = param * (1.0 - decay)
-        self.assign(variable, ops.cast(param - lr * direction, variable.dtype))
+            param = param * (1.0 - lr * (self.weight_decay / (1.0 - self.momentum)) * ratio)
+        new_param = param - lr * direction
+        self.assign(variable, as_dtype(new_param, keras.backend.standardize_dtype(variable.dtype)))
 
     def get_config(self):
         config = super().get_config()
