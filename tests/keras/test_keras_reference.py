@@ -224,3 +224,26 @@ def test_adamp_counts_steps_per_variable():
         reference.step(grads)
         for v, ref in zip(variables, reference.params, strict=True):
             np.testing.assert_allclose(to_numpy(v), ref, rtol=F32_RTOL, atol=F32_ATOL)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((3, 4, 5), 1), ((2, 3, 4, 5), -3), ((1, 6), -1), ((7, 1), -1)]
+)
+def test_any_channel_axis_and_degenerate_shapes_match_reference(shape, axis):
+    """A middle channel axis, and one-channel / one-element rows (d = 1), on every branch."""
+    params, variables = make_variables([shape], seed=19)
+    optimizer = adamp_keras.SGDP(
+        learning_rate=0.05, momentum=0.9, weight_decay=0.2, channel_axis=axis
+    )
+    ref, state = params[0], adamp_core.sgdp_init(params[0])
+    rng = np.random.default_rng(20)
+    for step in range(3):
+        kind = ["tangent", "radial", "tangent"][step]
+        grad = GRAD_KINDS[kind](ref, rng, axis) if kind == "tangent" else GRAD_KINDS[kind](ref, rng)
+        optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], variables)
+        result = adamp_core.sgdp_step(
+            ref, grad, state, lr=0.05, momentum=0.9, weight_decay=0.2, channel_axis=axis
+        )
+        ref, state = result.param, result.state
+        assert optimizer.projection_branches()[variables[0].path] is result.branch
+        np.testing.assert_allclose(to_numpy(variables[0]), ref, rtol=F32_RTOL, atol=F32_ATOL)
