@@ -190,6 +190,13 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
         """
         if not self.built or not self._branches:
             return {}
+        if any(getattr(b, "_value", True) is None for b in self._branches):
+            # Keras's JAX trainer detaches variable values inside fit().
+            raise RuntimeError(
+                "projection_branches: the optimizer variables are held by a running "
+                "fit() on the JAX backend; in a callback call self.model.jax_state_sync() "
+                "first"
+            )
         codes = ops.convert_to_numpy(ops.stack([b.value for b in self._branches]))
         return {
             v.path: Branch(int(code))

@@ -104,3 +104,47 @@ def test_sgdp_fit_conv_bn_projects():
     """SGDP in fit() on the same net (its jit path is covered by test_fit_matches_reference)."""
     model, optimizer = _fit_conv_bn(adamp_keras.SGDP, jit_compile=False)
     _check_projection_fired(model, optimizer)
+
+
+class _BranchesEachBatch(keras.callbacks.Callback):
+    """Reads the diagnostics in the middle of fit(), as a user's callback would."""
+
+    def __init__(self, optimizer):
+        super().__init__()
+        self.optimizer, self.seen = optimizer, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()  # Keras's JAX trainer detaches values in fit()
+        self.seen.append(self.optimizer.projection_branches())
+
+
+def test_projection_branches_inside_fit():
+    """Diagnostics are readable from a callback after every batch, on every backend."""
+    x, y = digits_like()
+    model = conv_bn_model()
+    optimizer = adamp_keras.AdamP(learning_rate=0.01)
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    callback = _BranchesEachBatch(optimizer)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    kernel = model.get_layer("conv").kernel.path
+    assert len(callback.seen) == -(-len(x) // 16)
+    assert all(seen[kernel] is Branch.CHANNEL for seen in callback.seen)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX trainer detaches values")
+def test_projection_branches_inside_jax_fit_without_sync_says_what_to_do():
+    class Unsynced(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            optimizer.projection_branches()
+
+    x, y = digits_like()
+    model = conv_bn_model()
+    optimizer = adamp_keras.AdamP(learning_rate=0.01)
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    with pytest.raises(RuntimeError, match=r"call self\.model\.jax_state_sync\(\) first"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[Unsynced()])
