@@ -30,11 +30,11 @@ format: $(STAMP)
 
 # Keras fixes its backend at import, so tests/keras runs once per backend, each in its own process.
 test: lint
-	$(BIN)/python -m pytest tests --ignore=tests/keras
+	$(BIN)/python -m pytest -rs tests --ignore=tests/keras
 	@if [ -d tests/keras ]; then \
 	  for backend in $(KERAS_BACKENDS); do \
 	    echo "== Keras backend: $$backend"; \
-	    KERAS_BACKEND=$$backend $(BIN)/python -m pytest tests/keras || exit 1; \
+	    KERAS_BACKEND=$$backend $(BIN)/python -m pytest -rs tests/keras || exit 1; \
 	  done; \
 	fi
 
