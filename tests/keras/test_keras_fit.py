@@ -134,7 +134,9 @@ def test_projection_branches_inside_fit():
     assert all(seen[kernel] is Branch.CHANNEL for seen in callback.seen)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX trainer detaches values")
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="only the JAX trainer detaches values in fit()"
+)
 def test_projection_branches_inside_jax_fit_without_sync_says_what_to_do():
     class Unsynced(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
