@@ -5,16 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KERAS_BACKENDS := tensorflow jax torch
+# Public AdamP/SGDP implementations the conformance tests measure. --no-deps: timm's
+# torchvision requirement would replace the pinned CPU torch (the suite loads timm's
+# optimizer files without timm/__init__, which imports torchvision).
+THIRDPARTY := timm==1.0.31 pytorch_optimizer==4.1.0 torch_optimizer==0.3.0 pytorch_ranger==0.1.1
 DEMO_ARGS ?=
 
 .PHONY: demo test lint format bench install clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,demo,test]"
+	$(BIN)/python -m pip install --quiet --no-deps $(THIRDPARTY)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,7 +50,5 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
 
 # The conformance table of the public AdamP/SGDP implementations (docs/conformance.md).
-# --no-deps: timm's torchvision requirement would replace the pinned torch.
 conformance-thirdparty: $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps timm==1.0.31 pytorch_optimizer==4.1.0 torch_optimizer==0.3.0 pytorch_ranger==0.1.1
 	$(BIN)/adamp-conformance table --adapters adamp,timm,pytorch_optimizer,torch_optimizer,adamp+channels_last,timm+channels_last,pytorch_optimizer+channels_last,torch_optimizer+channels_last --report conformance-thirdparty.json

@@ -1,6 +1,6 @@
 """The public implementations: the suite names the deviations they are known to have.
 
-Each runs only if installed (``make conformance-thirdparty`` installs them).
+Each runs only if installed (``make test`` installs them, without their dependencies).
 """
 
 import pytest
