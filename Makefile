@@ -11,7 +11,7 @@ KERAS_BACKENDS := tensorflow jax torch
 THIRDPARTY := timm==1.0.31 pytorch_optimizer==4.1.0 torch_optimizer==0.3.0 pytorch_ranger==0.1.1
 DEMO_ARGS ?=
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test lint format bench install clean conformance-thirdparty
 
 install: $(STAMP)
 

@@ -291,6 +291,7 @@ def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis):
         eps=eps,
         wd_ratio=hp["wd_ratio"],
         variant=variant,
+        axis=axis,
     )
     decay_lr = lr / bc1 if variant.decay_step_size else lr
     new = p * (1.0 - decay_lr * hp["weight_decay"] * ratio) - (lr / bc1) * d
