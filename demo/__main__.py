@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "toy_steps": toy_steps,
         "toy_lr": 0.01,
+        "projected_sampling": backend.PROJECTED_SAMPLING,
         "optimizers": [spec.__dict__ for spec in OPTIMIZERS],
     }
     start = time.perf_counter()

@@ -20,6 +20,7 @@ from demo.experiment import CHANNELS, NUM_CLASSES, Digits, History, OptimizerSpe
 
 NAME = "jax"
 TOY_LAYOUT = "channels_last"
+PROJECTED_SAMPLING = "every training step"
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
 
 

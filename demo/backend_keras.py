@@ -15,6 +15,9 @@ from demo.experiment import CHANNELS, NUM_CLASSES, Digits, History, OptimizerSpe
 
 NAME = "keras"
 TOY_LAYOUT = "channels_last"
+# fit() runs an epoch as one call (on JAX with stateless variables), so the
+# projection is read once per epoch, after its last step.
+PROJECTED_SAMPLING = "the last training step of each epoch"
 
 
 def toy_optimizer(weight: np.ndarray, *, lr: float, momentum: float, delta: float):

@@ -27,6 +27,7 @@ def toy_optimizer(weight: np.ndarray, *, lr: float, momentum: float, delta: floa
 
 
 TOY_LAYOUT = "channels_first"
+PROJECTED_SAMPLING = "every training step"
 
 
 def build_model() -> nn.Sequential:

@@ -8,7 +8,13 @@ and SGDP are for. Each optimizer pair differs only in the projection:
 - SGD vs SGDP: momentum 0.9, no weight decay. With weight decay 0 and
   dampening 0, SGDP without the projection *is* SGD with momentum.
 - AdamW vs AdamP: the same decoupled weight decay; AdamW is AdamP without the
-  projection (both add ε after the bias correction).
+  projection (torch and optax add ε after the bias correction, as AdamP does).
+
+The baselines are each framework's own optimizers, so two Keras details differ
+from an exact ablation: Keras's AdamW adds ε before the bias correction (a
+relative change of about ε·sqrt(1-β₂ᵗ)/sqrt(v), invisible at ε = 1e-8), and
+Keras's SGD keeps lr inside its velocity, so a learning-rate change between
+epochs reaches it one momentum horizon later than it reaches SGDP.
 """
 
 from __future__ import annotations

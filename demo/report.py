@@ -74,7 +74,7 @@ def markdown_summary(
         f"## 2-D toy: minimise -cos(w, w*), ‖w0‖ = 1, lr = {settings['toy_lr']:g}, "
         f"{settings['toy_steps']} steps",
         "",
-        f"| optimizer | final ‖w‖ | steps to angle < {CONVERGED_DEG:g} deg |",
+        f"| optimizer | final ‖w‖ | steps until the angle stays < {CONVERGED_DEG:g} deg |",
         "|---|---:|---:|",
     ]
     lines += [f"| {r.name} | {r.norms[-1]:.3f} | {_fmt_steps(r.steps_to_converge)} |" for r in toy]
@@ -102,7 +102,8 @@ def markdown_summary(
         "",
         "Effective step size: lr/‖w‖² for SGD-type, lr/‖w‖ for Adam-type (the paper's "
         "definitions), averaged over epochs and conv layers. 'Projected layers': share of "
-        "conv layers whose update the projection changed, averaged over steps.",
+        "conv layers whose update the projection changed, averaged over "
+        f"{settings['projected_sampling']}.",
         "",
     ]
     return "\n".join(lines)

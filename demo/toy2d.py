@@ -23,7 +23,7 @@ import numpy as np
 from adamp_core import sgdp_init, sgdp_step
 
 TARGET_ANGLE_DEG = 135.0  # angle between w0 and w*
-CONVERGED_DEG = 1.0  # "converged" once the angle to w* is below this
+CONVERGED_DEG = 1.0  # "converged" once the angle to w* stays below this
 
 # make_step(weight, lr=, momentum=, delta=) -> step(grad) -> new weight
 StepFactory = Callable[..., Callable[[np.ndarray], np.ndarray]]
@@ -35,7 +35,7 @@ class ToyRun(NamedTuple):
     projected: bool
     norms: np.ndarray  # ||w|| after each step
     angles_deg: np.ndarray  # angle(w, w*) after each step
-    steps_to_converge: int | None  # first step with angle < CONVERGED_DEG
+    steps_to_converge: int | None  # first step from which the angle stays < CONVERGED_DEG
 
 
 TOY_CONFIGS = (  # (name, momentum, projected)
@@ -92,9 +92,19 @@ def run_toy(
         norms.append(math.sqrt(float(np.sum(w * w))))
         angles.append(angle_deg(w, target))
     angles_arr = np.array(angles)
-    below = np.flatnonzero(angles_arr < CONVERGED_DEG)
-    converged = int(below[0]) + 1 if below.size else None
-    return ToyRun(name, momentum, projected, np.array(norms), angles_arr, converged)
+    return ToyRun(name, momentum, projected, np.array(norms), angles_arr, settled_step(angles_arr))
+
+
+def settled_step(angles_deg: np.ndarray) -> int | None:
+    """The first step (1-based) from which every angle is below CONVERGED_DEG, or None.
+
+    Momentum overshoots: a run can dip below the threshold and swing back out, so
+    the first crossing would flatter it.
+    """
+    above = np.flatnonzero(angles_deg >= CONVERGED_DEG)
+    if above.size == 0:
+        return 1
+    return None if above[-1] == angles_deg.size - 1 else int(above[-1]) + 2
 
 
 def toy_runs(

@@ -31,6 +31,8 @@ def check_paper_ordering(results: dict) -> None:
     assert toy["SGD momentum 0.99"]["final_norm"] > 10 * toy["SGDP momentum 0.9"]["final_norm"]
     assert toy["SGD momentum 0.9"]["final_norm"] > 1.5 * toy["SGDP momentum 0.9"]["final_norm"]
     assert toy["SGDP momentum 0.9"]["final_norm"] < 1.2
+    norms = [toy[name]["final_norm"] for name in ("SGD", "SGD momentum 0.9", "SGD momentum 0.99")]
+    assert norms == sorted(norms), norms
     fastest = min(toy.values(), key=lambda r: r["steps_to_converge"] or 10**9)
     assert fastest["optimizer"] == "SGDP momentum 0.9"
     train = {row["optimizer"]: row for row in results["training"]["summary"]}
