@@ -60,6 +60,25 @@ def test_run_broken_exits_1_and_names_deviation(tmp_path, capsys):
     assert "EPS_PLACEMENT" in data["summary"]["failing_flags"]
 
 
+def test_adapter_that_raises_fails_its_cases_and_the_report_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "raising_adapter.py").write_text(
+        "from adamp_conformance.broken import BROKEN\n"
+        "def adapter():\n"
+        "    return BROKEN['raises'].adapter\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = tmp_path / "r.json"
+    argv = ["run", "--adapter", "raising_adapter:adapter", "--dtype", "float64"]
+    assert main([*argv, "--optimizer", "sgdp", "--report", str(report), "--quiet"]) == 1
+    data = json.loads(report.read_text())
+    statuses = {case["status"] for case in data["cases"]}
+    assert data["cases"] and statuses <= {"error", "unsupported"}, statuses
+    assert "error" in statuses
+    assert data["summary"]["passed"] is False
+
+
 def test_unknown_adapter_exits_2(capsys):
     assert main(["run", "--adapter", "no-such-adapter"]) == 2
 
@@ -104,6 +123,17 @@ def test_pytest_plugin_with_skip_and_xfail_lists(tmp_path):
     assert "1 xfailed" in tail and "skipped" in tail and "failed" in tail, tail
     assert "deviation: eps_inside_bias_correction" in proc.stdout
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["passed"] is False
+
+
+def test_pytest_plugin_xfail_case_that_passes_fails_the_run(tmp_path):
+    proc = _pytest(
+        tmp_path,
+        "--adamp-adapter=reference",
+        "--adamp-dtype=float64",
+        "--adamp-xfail=adamp-eps-placement",
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "passes but is in the xfail list" in proc.stdout
 
 
 def test_pytest_plugin_reference_passes(tmp_path):
