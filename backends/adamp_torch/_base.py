@@ -125,8 +125,11 @@ class ProjectedOptimizer(Optimizer):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{name} does not support sparse gradients")
+            if p.grad.layout != torch.strided:  # COO, CSR, CSC, BSR, BSC
+                raise RuntimeError(
+                    f"{name} does not support sparse gradients, got one of layout "
+                    f"{p.grad.layout}; use a dense gradient (grad.to_dense())"
+                )
             state = self.state[p]
             if len(state) == 0:
                 self._init_state(p, state, group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import re
 
@@ -11,7 +12,7 @@ import adamp_torch
 import numpy as np
 import pytest
 import torch
-from torch_helpers import gradient
+from torch_helpers import float32_bounds, gradient, reference_run
 
 import adamp_core
 
@@ -27,6 +28,26 @@ def random_grads(params, seed):
     gen = torch.Generator().manual_seed(seed)
     for p in params:
         p.grad = torch.randn(p.shape, dtype=p.dtype, generator=gen)
+
+
+# ---------------------------------------------------------------- drop-in signature
+
+
+def _described(parameters):
+    return [(p.name, p.kind, p.default, type(p.default)) for p in parameters]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [(adamp_torch.AdamP, adamp.AdamP), (adamp_torch.SGDP, adamp.SGDP)]
+)
+def test_signature_extends_the_authors(ours, theirs):
+    """adamp 0.3.0's parameters come first, in its order, of the same kind, with the
+    same defaults (value and type; SGDP's lr is torch's ``required``); ours add only
+    keyword-only ones, so every call of theirs binds the same way to ours."""
+    mine = list(inspect.signature(ours.__init__).parameters.values())
+    authors = list(inspect.signature(theirs.__init__).parameters.values())
+    assert _described(mine[: len(authors)]) == _described(authors)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in mine[len(authors) :])
 
 
 # ---------------------------------------------------------------- validation
@@ -98,13 +119,51 @@ def test_complex_parameters_are_rejected():
             make()
 
 
-@pytest.mark.parametrize("cls", [adamp_torch.AdamP, adamp_torch.SGDP])
-def test_sparse_gradients_are_rejected(cls):
-    emb = torch.nn.Embedding(5, 3, sparse=True)
+def _coo_embedding():
+    emb = torch.nn.Embedding(5, 4, sparse=True)
     emb(torch.tensor([1, 2])).sum().backward()
-    opt = cls(emb.parameters(), lr=0.1)
-    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
+    return emb.weight
+
+
+def _compressed(layout):
+    """A parameter of ``layout`` with a gradient of that layout (torch allows no other
+    pairing for the compressed layouts)."""
+
+    def make():
+        convert = {
+            torch.sparse_csr: lambda t: t.to_sparse_csr(),
+            torch.sparse_csc: lambda t: t.to_sparse_csc(),
+            torch.sparse_bsr: lambda t: t.to_sparse_bsr((2, 2)),
+            torch.sparse_bsc: lambda t: t.to_sparse_bsc((2, 2)),
+        }[layout]
+        p = torch.nn.Parameter(convert(torch.randn(4, 4)))
+        p.grad = convert(torch.randn(4, 4))
+        return p
+
+    return make
+
+
+SPARSE = [
+    (torch.sparse_coo, _coo_embedding),
+    *(
+        (layout, _compressed(layout))
+        for layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
+    ),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Sparse (CSR|CSC|BSR|BSC) tensor support is in beta")
+@pytest.mark.parametrize(("layout", "make"), SPARSE)
+@pytest.mark.parametrize("cls", [adamp_torch.AdamP, adamp_torch.SGDP])
+def test_sparse_gradients_are_rejected(cls, layout, make):
+    """Every sparse layout gets the same error, naming the layout, before any state."""
+    param = make()
+    assert param.grad.layout is layout
+    opt = cls([param], lr=0.1)
+    message = f"{cls.__name__} does not support sparse gradients, got one of layout {layout}"
+    with pytest.raises(RuntimeError, match=re.escape(message)):
         opt.step()
+    assert not opt.state
 
 
 # ---------------------------------------------------------------- optimizer protocol
@@ -208,14 +267,15 @@ def _run(opt, ps, seeds):
         (adamp_torch.SGDP, adamp.SGDP, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
     ],
 )
-def test_authors_checkpoint_loads_and_continues(ours, theirs, kwargs):
+@pytest.mark.parametrize("foreach", [True, False])
+def test_authors_checkpoint_loads_and_continues(ours, theirs, kwargs, foreach):
     ps_a = params64()
     opt_a = theirs(ps_a, **kwargs)
     _run(opt_a, ps_a, [0, 1])
     saved = copy.deepcopy(opt_a.state_dict())
     ps_b = [torch.nn.Parameter(p.detach().clone()) for p in ps_a]
     _run(opt_a, ps_a, [2, 3])
-    opt_b = ours(ps_b, **kwargs)
+    opt_b = ours(ps_b, foreach=foreach, **kwargs)
     opt_b.load_state_dict(saved)
     _run(opt_b, ps_b, [2, 3])
     for x, y in zip(ps_a, ps_b, strict=True):
@@ -289,33 +349,41 @@ def _small_model():
 
 @pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("cls", [adamp_torch.AdamP, adamp_torch.SGDP])
-def test_grad_scaler_with_autocast_equals_manual_unscaling(cls, amp_dtype):
-    """GradScaler's unscale-then-step equals scaling the loss by hand and dividing the
-    gradients by the same power of two (exact), then stepping."""
+def test_grad_scaler_with_autocast_matches_reference_on_unscaled_grads(cls, amp_dtype):
+    """Four GradScaler + autocast steps, the second with an inf gradient, against
+    adamp_core stepping float64 copies of the initial weights with the scaled
+    gradients divided by the scale by hand (exact: a power of two) and that step
+    skipped. The scaler must unscale before our step, skip it on inf and halve its
+    scale; float32 parameters, so within the float32 rounding bound."""
     x = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(1))
-    scale = 2.0**10
-    results = []
-    for use_scaler in (True, False):
-        model = _small_model()
-        opt = cls(model.parameters(), lr=0.05, weight_decay=0.1)
-        scaler = torch.amp.GradScaler("cpu", init_scale=scale, growth_interval=100)
-        for _ in range(3):
-            opt.zero_grad()
-            with torch.autocast("cpu", dtype=amp_dtype):
-                loss = model(x).float().square().mean()
-            if use_scaler:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                (loss * scale).backward()
-                for p in model.parameters():
-                    p.grad.mul_(1.0 / scale)
-                opt.step()
-        results.append([p.detach().clone() for p in model.parameters()])
-        assert opt.state  # the scaler did step the optimizer
-    for a, b in zip(*results, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    model = _small_model()
+    start = [p.detach().double().numpy() for p in model.parameters()]
+    opt = cls(model.parameters(), lr=0.05, weight_decay=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=100)
+    unscaled, scales = [], []
+    for t in range(4):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=amp_dtype):
+            loss = model(x).float().square().mean()
+        scaler.scale(loss).backward()
+        if t == 1:
+            next(model.parameters()).grad[0, 0, 0, 0] = float("inf")
+        else:
+            scale = scaler.get_scale()
+            unscaled.append([p.grad.double().numpy() / scale for p in model.parameters()])
+        scales.append(scaler.get_scale())
+        scaler.step(opt)
+        scaler.update()
+    assert scales == [2.0**10, 2.0**10, 2.0**9, 2.0**9]
+    core = adamp_core.adamp_step if cls is adamp_torch.AdamP else adamp_core.sgdp_step
+    history = []
+    reference_run(core, start, unscaled, history=history, lr=0.05, weight_decay=0.1)
+    params = list(model.parameters())
+    for p, ref, bound in zip(params, history[-1], float32_bounds(history), strict=True):
+        assert p.dtype == torch.float32
+        np.testing.assert_allclose(p.detach().double().numpy(), ref, rtol=0, atol=bound)
+    if cls is adamp_torch.AdamP:
+        assert all(float(opt.state[p]["step"]) == 3 for p in params)
 
 
 def test_grad_scaler_skips_step_on_inf():

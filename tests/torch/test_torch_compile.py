@@ -10,8 +10,12 @@ from __future__ import annotations
 import copy
 
 import adamp_torch
+import numpy as np
 import pytest
 import torch
+from torch_helpers import gradient
+
+from adamp_core import Branch
 
 CASES = [
     (adamp_torch.AdamP, dict(weight_decay=0.1)),
@@ -34,35 +38,64 @@ def _grads(params, t):
         p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
 
 
+# >1-D weights and the gradient kind each gets, rotating by step, so that every weight
+# takes the CHANNEL, LAYER and NONE branch in turn within the one compiled graph
+STEERED_SHAPES = [(4, 3), (3, 2, 2), (5, 4), (4,)]
+ROTATION = ("channel", "layer", "random")
+STEPS = 6
+
+
+def _steered_grads(params, t):
+    """Gradients made orthogonal to each weight row (CHANNEL), to the whole weight
+    (LAYER) or left random (NONE), from the current weights."""
+    rng = np.random.default_rng(100 + t)
+    for i, p in enumerate(params):
+        kind = ROTATION[(i + t) % len(ROTATION)]
+        w = p.detach().numpy()
+        p.grad = torch.tensor(gradient(kind, rng.normal(size=w.shape), w))
+
+
+def _run(cls, kwargs, foreach, compiled):
+    """STEPS steps with a tensor lr and OneCycleLR; with ``compiled``, every step after
+    the first two must reuse a graph (error_on_recompile). Returns (params, branches
+    of the >1-D weights per step, the optimizer)."""
+    gen = torch.Generator().manual_seed(0)
+    params = [
+        torch.nn.Parameter(torch.randn(s, generator=gen, dtype=torch.float64))
+        for s in STEERED_SHAPES
+    ]
+    opt = cls(params, lr=torch.tensor(0.05, dtype=torch.float64), foreach=foreach, **kwargs)
+    step = torch.compile(opt.step, fullgraph=True) if compiled else opt.step
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.1, total_steps=STEPS + 1, cycle_momentum=False
+    )
+    seen = []
+    for t in range(STEPS):
+        _steered_grads(params, t)
+        with torch._dynamo.config.patch(error_on_recompile=compiled and t >= 2):
+            step()
+        sched.step()
+        branches = opt.projection_branches()
+        seen.append([branches[p] for p in params if p.ndim > 1])
+    return params, seen, opt
+
+
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+@pytest.mark.parametrize("foreach", [True, False])
 @pytest.mark.parametrize(("cls", "kwargs"), CASES)
-def test_compiled_step_fullgraph_no_recompiles_matches_eager(cls, kwargs):
+def test_compiled_step_fullgraph_no_recompiles_matches_eager(cls, kwargs, foreach):
     """Tensor lr + an LR scheduler: one graph for the first step (state creation), one
-    for the rest, then no recompilation; results equal eager (float64, 1e-12)."""
+    for the rest, then no recompilation on any later step, while the weights take
+    every branch in turn; parameters and branches equal eager (float64, 1e-12)."""
     torch._dynamo.reset()
-    runs = []
-    for compiled in (False, True):
-        params = _params()
-        opt = cls(params, lr=torch.tensor(0.05, dtype=torch.float64), **kwargs)
-        step = torch.compile(opt.step, fullgraph=True) if compiled else opt.step
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=0.1, total_steps=10, cycle_momentum=False
-        )
-        for t in range(5):
-            _grads(params, t)
-            if compiled and t == 2:
-                with torch._dynamo.config.patch(error_on_recompile=True):
-                    step()
-            else:
-                step()
-            sched.step()
-        runs.append((params, opt))
-    (eager, eager_opt), (comp, comp_opt) = runs
+    eager, eager_seen, _ = _run(cls, kwargs, foreach, compiled=False)
+    comp, comp_seen, _ = _run(cls, kwargs, foreach, compiled=True)
     for a, b in zip(eager, comp, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
-    assert list(eager_opt.projection_branches().values()) == list(
-        comp_opt.projection_branches().values()
-    )
+    assert comp_seen == eager_seen
+    # in the steps under error_on_recompile, each weight took all three branches
+    for column in zip(*comp_seen[2:], strict=True):
+        assert set(column) == set(Branch)
 
 
 @cuda

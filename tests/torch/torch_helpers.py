@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -27,22 +29,58 @@ def gradient(kind: str, raw: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return _orthogonal_rows(raw.reshape(rows), weight.reshape(rows)).reshape(raw.shape)
 
 
-def reference_run(step, params, grads_per_step, **hyper):
+def reference_run(step, params, grads_per_step, history=None, **hyper):
     """Run adamp_core's ``step`` (adamp_step or sgdp_step) on float64 copies.
 
-    Returns (params, states, branches of the last step) as NumPy objects.
+    Returns (params, states, branches of the last step) as NumPy objects. A list
+    passed as ``history`` receives the parameters before the first step and after
+    each step.
     """
     init = adamp_core.adamp_init if step is adamp_core.adamp_step else adamp_core.sgdp_init
     params = [np.asarray(p, dtype=np.float64) for p in params]
     states = [init(p) for p in params]
     branches = [adamp_core.Branch.NONE] * len(params)
+    if history is not None:
+        history.append(list(params))
     for grads in grads_per_step:
         for i, g in enumerate(grads):
             if g is None:
                 continue
             result = step(params[i], g, states[i], **hyper)
             params[i], states[i], branches[i] = result.param, result.state, result.branch
+        if history is not None:
+            history.append(list(params))
     return params, states, branches
+
+
+FLOAT32_UNIT = 2.0**-24  # unit roundoff of float32 (round to nearest)
+ROUNDINGS_PER_STEP = 16
+
+
+def float32_bounds(history) -> list[float]:
+    """Per parameter, a bound on |float32 run - exact run| after the steps in ``history``.
+
+    A float32 step w ← (1 - lr·λ·r + s·c)·w - s·u rounds each element about 16 times
+    at unit roundoff u = 2^-24, counted on the two magnitudes involved:
+    - |w|: the per-row scale (1 - lr·λ·r + s·c) takes 3 roundings, the multiply
+      and the fused add 1 each, and the cast of the float64 step scalars 1: ~6;
+    - |Δw| = |s·u|: the moments (lerp 3, mul + addcmul 4, whose relative error
+      halves under sqrt), the sqrt, the eps shift and the division each round the
+      update, and the row sums of the projection coefficient add a few: ~10.
+    Errors of earlier steps carry over unamplified (|1 - lr·λ·r| <= 1; the
+    projection depends on w only through its direction, a second-order effect),
+    so the bound adds up over the steps:
+    16·u·Σ_t (max|w_{t-1}| + max|Δw_t|), with the magnitudes taken from the exact
+    (float64 reference) trajectory. Measured errors are below 1·u·Σ_t(...).
+    """
+    bounds = []
+    for i in range(len(history[0])):
+        total = sum(
+            np.abs(before[i]).max() + np.abs(after[i] - before[i]).max()
+            for before, after in itertools.pairwise(history)
+        )
+        bounds.append(ROUNDINGS_PER_STEP * FLOAT32_UNIT * total)
+    return bounds
 
 
 def torch_params(arrays, dtype=torch.float64):
