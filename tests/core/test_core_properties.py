@@ -54,10 +54,10 @@ def test_projected_update_is_orthogonal_to_each_projected_row(data, eps):
     norms = np.linalg.norm(w_rows, axis=1)
     unit = w_rows / (norms + eps)[:, None]
     radial = np.sum(unit * u_rows, axis=1)
-    # ŵ·u' = (1 - |ŵ|²)·(ŵ·u): not 0 only because ε is added to the norm; plus rounding.
-    allowed = (1 - (norms / (norms + eps)) ** 2) * np.abs(radial)
+    # ŵ·u' = (1 - |ŵ|²)·(ŵ·u) exactly: not 0 only because ε is added to the norm.
+    predicted = (1 - np.sum(unit * unit, axis=1)) * radial
     rounding = 64 * np.finfo(np.float64).eps * (np.linalg.norm(u_rows, axis=1) + np.abs(radial))
-    assert np.all(np.abs(np.sum(unit * p_rows, axis=1)) <= allowed + rounding)
+    assert np.all(np.abs(np.sum(unit * p_rows, axis=1) - predicted) <= rounding)
 
 
 def independent_adamw(param, grads, hp):
