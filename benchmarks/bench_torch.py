@@ -5,10 +5,16 @@ Random tensors with the parameter shapes of ResNet-50 and ViT-B/16 (see
 is timed. The optimizers of one table step the same tensors (each with its own
 state) in one process, interleaved round by round in rotating order, so that
 load from other processes on the machine hits them alike; the table shows the
-median step time. Peak memory is measured separately, each optimizer in a
-fresh process: the rise of the peak resident set (CPU) or of
+median step time and each row's ratio to the authors' ``adamp`` 0.3.0. Peak
+memory is measured separately, each optimizer in a fresh process, over two
+steps: the rise of the peak resident set (CPU) or of
 ``torch.cuda.max_memory_allocated`` (GPU) over the parameters and gradients,
-that is the optimizer state plus the step's temporaries.
+that is the optimizer state plus the step's temporaries. On the CPU the
+baseline is taken after ``malloc_trim(0)`` (freed heap memory would otherwise
+stay resident and be reused by the state without raising the peak) and the
+peak is reset then (``/proc/self/clear_refs``). The bytes of the state tensors
+are counted too and checked against the analytic size (1 or 2 parameter-sized
+buffers); a peak below the state raises instead of being recorded.
 
 AdamP is compared with ``torch.optim.AdamW`` (foreach and fused), the authors'
 ``adamp`` 0.3.0 and pytorch_optimizer's AdamP (if installed); SGDP (momentum
@@ -20,10 +26,13 @@ Run: ``python -m benchmarks --only torch [--quick]``.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib.util
+import math
 import multiprocessing as mp
+import os
 import queue as queue_module
-import resource
 import statistics
 import time
 
@@ -46,6 +55,7 @@ SGDP_ROWS = [
     ("adamp 0.3.0 SGDP", "SGD(foreach)"),
 ]
 FUSED = {"AdamW(foreach)": "AdamW(fused)", "SGD(foreach)": "SGD(fused)"}
+AUTHORS = {"AdamW(foreach)": "adamp 0.3.0 AdamP", "SGD(foreach)": "adamp 0.3.0 SGDP"}
 WEIGHT_DECAY = 1e-2
 
 
@@ -81,19 +91,44 @@ def make_optimizer(name: str, params):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def _peak_rss_bytes() -> int:
-    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a spawned child would report
-    # its (large) parent's peak
+def _proc_status_bytes(key: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no {key} in /proc/self/status")
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def _reset_cpu_peak() -> int:
+    """Return freed heap memory to the system, reset VmHWM, and return the RSS then.
+
+    Without the trim, the freed temporaries of the setup stay resident and the
+    state reuses them, so the peak does not rise by the state's size. VmHWM, not
+    ru_maxrss: ru_maxrss survives exec and cannot be reset.
+    """
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    return _proc_status_bytes("VmRSS")
+
+
+def state_bytes(optimizer) -> int:
+    """Bytes of every tensor in the optimizer's state."""
+    import torch
+
+    return sum(
+        t.numel() * t.element_size()
+        for state in optimizer.state.values()
+        for t in state.values()
+        if isinstance(t, torch.Tensor)
+    )
+
+
+def analytic_state_bytes(name: str, params) -> int:
+    """Parameter-sized buffers the optimizer must keep: m and v for Adam, b for SGD."""
+    buffers = 1 if "SGD" in name else 2
+    return buffers * sum(p.numel() * p.element_size() for p in params)
 
 
 def _make_params(model: str, device: str):
@@ -102,8 +137,8 @@ def _make_params(model: str, device: str):
     torch.manual_seed(0)
     params = []
     for shape in MODELS[model]():
-        p = torch.nn.Parameter(torch.randn(shape, device=device) * 0.05)
-        p.grad = torch.randn(shape, device=device) * 1e-3
+        p = torch.nn.Parameter(torch.randn(shape, device=device).mul_(0.05))
+        p.grad = torch.randn(shape, device=device).mul_(1e-3)
         params.append(p)
     return params
 
@@ -126,30 +161,39 @@ def _peak_memory(model: str, name: str, device: str, queue) -> None:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = _rss_bytes()
+        base = _reset_cpu_peak()
     for _ in range(2):
         optimizer.step()
     _sync(device)
-    peak = torch.cuda.max_memory_allocated() - base if cuda else _peak_rss_bytes() - base
-    queue.put(peak)
+    peak = torch.cuda.max_memory_allocated() if cuda else _proc_status_bytes("VmHWM")
+    queue.put((peak - base, state_bytes(optimizer), analytic_state_bytes(name, params)))
 
 
-def peak_memory(model: str, name: str, device: str) -> float:
-    """Peak extra bytes of two steps of ``name`` in a fresh process."""
+def peak_memory(model: str, name: str, device: str) -> tuple[int, int]:
+    """(peak extra bytes, state bytes) of two steps of ``name`` in a fresh process.
+
+    Raises if the state is not the analytic size or the peak is below the state:
+    then the measurement, not the optimizer, is wrong.
+    """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_peak_memory, args=(model, name, device, queue))
     proc.start()
     while True:
         try:
-            result = queue.get(timeout=1.0)
+            peak, state, analytic = queue.get(timeout=1.0)
             break
         except queue_module.Empty:
             if not proc.is_alive():
                 message = f"memory benchmark of {name} on {model} died ({proc.exitcode})"
                 raise RuntimeError(message) from None
     proc.join()
-    return result
+    # besides the buffers: 0-dim step counters and projection codes, < 16 B per tensor
+    if not analytic <= state <= analytic + 2**20:
+        raise RuntimeError(f"{name} on {model}: state {state} B, analytic {analytic} B")
+    if peak < state:
+        raise RuntimeError(f"{name} on {model}: measured peak {peak} B < state {state} B")
+    return peak, state
 
 
 def step_times(model: str, names: list[str], device: str, *, quick: bool) -> dict:
@@ -176,49 +220,55 @@ def available(name: str, device: str) -> bool:
     return True
 
 
+def _row(model, name, baseline, samples, timings, device) -> tuple[dict, list]:
+    """One table row: the JSON entry and the printed cells."""
+    seconds = timings[name]
+    ratios = {
+        key: seconds / timings[ref] if ref in timings else None
+        for key, ref in (
+            ("vs_" + baseline, baseline),
+            ("vs_fused", FUSED[baseline]),
+            ("vs_adamp_0.3.0", AUTHORS[baseline]),
+        )
+    }
+    peak, state = peak_memory(model, name, device)
+    entry = {
+        "device": device,
+        "model": model,
+        "optimizer": name,
+        "params": sum(math.prod(s) for s in MODELS[model]()),
+        "step_ms_median": seconds * 1e3,
+        "step_ms_min": min(samples[name]) * 1e3,
+        "rounds": len(samples[name]),
+        "peak_extra_mb": peak / 2**20,
+        "state_mb": state / 2**20,
+        **ratios,
+    }
+    cells = [name, seconds * 1e3, min(samples[name]) * 1e3]
+    cells += ["-" if r is None else r for r in ratios.values()]
+    return entry, [*cells, peak / 2**20, state / 2**20]
+
+
 def main(quick: bool = False) -> dict:
     import torch
 
+    load_start = os.getloadavg()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     models = list(MODELS)
     results = []
     for device in devices:
         for model in models:
-            n_params = sum(int(torch.Size(s).numel()) for s in MODELS[model]())  # for bytes/param
             for rows in (ADAMP_ROWS, SGDP_ROWS):
                 names = [name for name, _ in rows if available(name, device)]
                 samples = step_times(model, names, device, quick=quick)
                 timings = {name: statistics.median(samples[name]) for name in names}
-                table = []
-                for name, baseline in rows:
-                    if name not in timings:
-                        continue
-                    seconds = timings[name]
-                    fused = timings.get(FUSED[baseline])
-                    peak = peak_memory(model, name, device)
-                    entry = {
-                        "device": device,
-                        "model": model,
-                        "optimizer": name,
-                        "params": n_params,
-                        "step_ms_median": seconds * 1e3,
-                        "step_ms_min": min(samples[name]) * 1e3,
-                        "rounds": len(samples[name]),
-                        "peak_extra_mb": peak / 2**20,
-                        "vs_" + baseline: seconds / timings[baseline],
-                        "vs_fused": seconds / fused if fused else None,
-                    }
-                    results.append(entry)
-                    table.append(
-                        [
-                            name,
-                            seconds * 1e3,
-                            min(samples[name]) * 1e3,
-                            seconds / timings[baseline],
-                            seconds / fused if fused else "-",
-                            peak / 2**20,
-                        ]
-                    )
+                table = [
+                    _row(model, name, baseline, samples, timings, device)
+                    for name, baseline in rows
+                    if name in timings
+                ]
+                results += [entry for entry, _ in table]
+                n_params = table[0][0]["params"]
                 print_table(
                     f"{device} {model} ({n_params / 1e6:.1f}M params)",
                     [
@@ -227,9 +277,11 @@ def main(quick: bool = False) -> dict:
                         "min ms",
                         f"x {rows[0][1]}",
                         "x fused",
+                        "x adamp 0.3.0",
                         "peak extra MiB",
+                        "state MiB",
                     ],
-                    table,
+                    [cells for _, cells in table],
                 )
     versions = {"torch": torch.__version__}
     for module in ("adamp", "pytorch_optimizer"):
@@ -241,6 +293,7 @@ def main(quick: bool = False) -> dict:
         "versions": versions,
         "threads": torch.get_num_threads(),
         "quick": quick,
+        "load_average": {"start": load_start, "end": os.getloadavg()},
         "results": results,
     }
     path = write_json("torch", payload)
