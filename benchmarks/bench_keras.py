@@ -4,8 +4,10 @@ The same small convolutional network with batch normalisation (three Conv2D +
 BatchNormalization + ReLU blocks, global pooling, a Dense head; 32x32x3 inputs,
 batch 32) is trained with ``model.train_on_batch`` on each Keras backend
 (tensorflow, jax, torch), each backend in its own process (Keras fixes its
-backend at import). ``compile`` uses Keras's default ``jit_compile="auto"`` (XLA
-on tensorflow and jax, eager on torch). All optimizers use weight decay 1e-2, so
+backend at import). ``compile`` uses Keras's default ``jit_compile="auto"``: XLA
+on jax; on tensorflow XLA only where an accelerator is present (Keras turns it off
+on CPU-only machines, leaving a plain ``tf.function``); eager on torch. The JSON
+records what it resolved to. All optimizers use weight decay 1e-2, so
 the decay pass is in every row. The four optimizers are timed in interleaved
 rounds so that a noisy machine slows them alike; the reported time is the median
 over rounds of the mean step time within a round. Target: AdamP <= 1.5x AdamW.
@@ -31,14 +33,15 @@ OPTIMIZERS = ("AdamW", "AdamP", "SGD", "SGDP")
 BASELINE = {"AdamP": "AdamW", "SGDP": "SGD", "AdamW": "AdamW", "SGD": "SGD"}
 WEIGHT_DECAY = 1e-2
 BATCH, SIZE, CLASSES = 32, 32, 10
+WIDTHS = (16, 32, 64)  # filters of the three conv blocks
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _model():
+def _model(size: int = SIZE, widths: tuple[int, ...] = WIDTHS):
     import keras
 
-    layers = [keras.Input((SIZE, SIZE, 3))]
-    for i, filters in enumerate((16, 32, 64)):
+    layers = [keras.Input((size, size, 3))]
+    for i, filters in enumerate(widths):
         layers += [
             keras.layers.Conv2D(filters, 3, strides=1 if i == 0 else 2, padding="same"),
             keras.layers.BatchNormalization(),
@@ -62,33 +65,53 @@ def _optimizer(name: str):
     }[name]()
 
 
-def worker(quick: bool) -> dict:
-    """Time every optimizer on the backend this process runs (KERAS_BACKEND)."""
+def time_models(
+    names=OPTIMIZERS,
+    *,
+    rounds: int,
+    steps: int,
+    size: int = SIZE,
+    widths: tuple[int, ...] = WIDTHS,
+    warmup: int = 3,
+):
+    """Compile the model once per optimizer in ``names`` (same seed, same initial weights),
+    warm each up, then time ``steps`` train steps per optimizer in each of ``rounds``
+    interleaved rounds. ``size`` and ``widths`` shrink the model for a smoke test.
+    Returns ``(models, {name: [mean seconds per step, one per round]})``."""
     import keras
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, SIZE, SIZE, 3)).astype("float32")
+    x = rng.standard_normal((BATCH, size, size, 3)).astype("float32")
     y = rng.integers(0, CLASSES, BATCH)
     models = {}
-    for name in OPTIMIZERS:
+    for name in names:
         keras.utils.set_random_seed(0)
-        model = _model()
+        model = _model(size, widths)
         model.compile(
             optimizer=_optimizer(name),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-        for _ in range(3):  # compile / trace and warm up
+        for _ in range(warmup):  # compile / trace and warm up
             model.train_on_batch(x, y)
         models[name] = model
-    rounds, steps = (5, 3) if quick else (15, 10)
-    times: dict[str, list[float]] = {name: [] for name in OPTIMIZERS}
+    times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
         for name, model in models.items():
             start = time.perf_counter()
             for _ in range(steps):
                 model.train_on_batch(x, y)  # returns host numbers: the step has finished
             times[name].append((time.perf_counter() - start) / steps)
+    return models, times
+
+
+def worker(quick: bool) -> dict:
+    """Time every optimizer on the backend this process runs (KERAS_BACKEND)."""
+    import keras
+    import numpy as np
+
+    rounds, steps = (5, 3) if quick else (15, 10)
+    models, times = time_models(rounds=rounds, steps=steps)
     params = sum(int(np.prod(w.shape)) for w in models["AdamP"].trainable_weights)
     return {
         "backend": keras.backend.backend(),

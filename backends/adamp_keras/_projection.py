@@ -7,7 +7,7 @@ with gradient g and update u, the channel view has one row per output channel
 Per row i of a view (row length d)::
 
     cos_i = |g_i · w_i| / (max(||g_i||, ε) · max(||w_i||, ε))
-    fires = max_i cos_i < δ / sqrt(d)       (evaluated squared, without square roots)
+    fires = max_i cos_i < δ / sqrt(d)       (evaluated squared, see project())
     u_i  ← u_i - w_i · (w_i · u_i) / (||w_i|| + ε)²       (= u - ŵ (ŵ · u), ŵ = w/(||w||+ε))
 
 The channel view is tried first, then the layer view. Rows are never formed by a
@@ -56,8 +56,12 @@ def project(
     """Project ``update`` for ``param`` if it looks scale-invariant (see the module docstring).
 
     The test ``|g·w| / (max(||g||, ε)·max(||w||, ε)) < t`` is evaluated squared, as
-    ``(g·w)² < t²·max(g·g, ε²)·max(w·w, ε²)`` (the same inequality: both sides are
-    >= 0 and max(sqrt(x), ε) = sqrt(max(x, ε²))), which saves the square roots.
+    ``(g·w / max(g·g, ε²))·(g·w) < t²·max(w·w, ε²)`` (the same inequality: both sides
+    are >= 0 and max(sqrt(x), ε) = sqrt(max(x, ε²))), which saves the square roots.
+    Dividing by g·g before multiplying by g·w keeps every intermediate finite: the
+    left side is at most w·w (Cauchy-Schwarz), so the test is exact up to rounding
+    for any float32 g and w with finite g·g and w·w (||g||, ||w|| < 1.8e19), where
+    ``(g·w)²`` would overflow to inf once |g·w| > 1.8e19 and never project.
     Arithmetic uses the tensors' operators, ``keras.ops`` only where an operator
     does not exist, so eager backends dispatch few calls.
 
@@ -83,10 +87,12 @@ def project(
 
     eps2 = eps * eps
     row_length = size // shape[channel_axis]
-    bound = (delta * delta / row_length) * ops.maximum(gg, eps2) * ops.maximum(ww, eps2)
-    channel_fires = ops.all(gw * gw < bound)
-    bound_l = (delta * delta / size) * ops.maximum(gg_l, eps2) * ops.maximum(ww_l, eps2)
-    layer_fires = ops.logical_and(ops.logical_not(channel_fires), gw_l * gw_l < bound_l)
+    # (g·w / max(g·g, ε²))·(g·w) <= w·w: nothing overflows (see above)
+    lhs, lhs_l = gw / ops.maximum(gg, eps2) * gw, gw_l / ops.maximum(gg_l, eps2) * gw_l
+    channel_fires = ops.all(lhs < (delta * delta / row_length) * ops.maximum(ww, eps2))
+    layer_fires = ops.logical_and(
+        ops.logical_not(channel_fires), lhs_l < (delta * delta / size) * ops.maximum(ww_l, eps2)
+    )
 
     coef_channel = wu / (ops.sqrt(ww) + eps) ** 2
     coef_layer = wu_l / (ops.sqrt(ww_l) + eps) ** 2

@@ -12,7 +12,15 @@ import adamp_keras
 import keras
 import numpy as np
 import pytest
-from keras_helpers import F32_ATOL, F32_RTOL, GRAD_KINDS, Reference, make_variables, to_numpy
+from keras_helpers import (
+    F32_ATOL,
+    F32_RTOL,
+    GRAD_KINDS,
+    Reference,
+    digits_like,
+    make_variables,
+    to_numpy,
+)
 
 from adamp_core import Branch
 
@@ -115,7 +123,8 @@ def test_gradient_accumulation_equals_one_step_with_the_mean_gradient():
 
 def _stateless_apply(optimizer, grads, variables):
     """The JAX way (Keras: "LossScaleOptimizer must use stateless_apply with JAX")."""
-    optimizer.build(variables)
+    if not optimizer.built:  # LossScaleOptimizer.build adds its variables again each call
+        optimizer.build(variables)
     new_values, new_state = optimizer.stateless_apply(
         [v.value for v in optimizer.variables], grads, [v.value for v in variables]
     )
@@ -123,30 +132,106 @@ def _stateless_apply(optimizer, grads, variables):
         v.assign(value)
 
 
-def test_loss_scale_optimizer_unscales_before_the_step():
+def _loss_scale_apply(optimizer, grads, variables):
+    if keras.backend.backend() == "jax":
+        _stateless_apply(optimizer, grads, variables)
+    else:
+        optimizer.apply(grads, variables)
+
+
+# SGDP's step is linear in g; AdamP's is nearly invariant to the scale of g unless
+# epsilon is comparable to |g| (~1 here), so it runs with epsilon = 0.1
+LOSS_SCALE_CASES = {
+    "sgdp": (
+        lambda: adamp_keras.SGDP(learning_rate=0.05, momentum=0.9, weight_decay=0.1),
+        {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1},
+    ),
+    "adamp": (
+        lambda: adamp_keras.AdamP(learning_rate=0.05, weight_decay=0.1, epsilon=0.1),
+        {"lr": 0.05, "weight_decay": 0.1, "eps": 0.1},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LOSS_SCALE_CASES))
+def test_loss_scale_optimizer_unscales_before_the_step(name):
+    """The wrapped optimizer must step on g, not on the scaled 1024·g; the reference run
+    on 1024·g shows that skipping the unscaling would move w by far more than the
+    tolerance. Scaling and unscaling by 2¹⁰ are exact in float32 (no overflow or
+    underflow at |g| ~ 1), so the wrapped step sees exactly g: float32 tolerance."""
+    make, hyper = LOSS_SCALE_CASES[name]
     params, variables = make_variables(SHAPES, seed=8)
-    inner = adamp_keras.AdamP(learning_rate=0.05, weight_decay=0.1)
+    inner = make()
     optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0)
-    reference = Reference(params, "adamp", lr=0.05, weight_decay=0.1)
+    reference = Reference(params, name, **hyper)
+    scaled_reference = Reference(params, name, **hyper)  # what a missing unscale computes
     rng = np.random.default_rng(9)
     for step in range(2):
         grads = _grads(reference.params, rng, step)
-        scaled = _tensors([1024.0 * g for g in grads])
-        if keras.backend.backend() == "jax":
-            _stateless_apply(optimizer, scaled, variables)
-        else:
-            optimizer.apply(scaled, variables)
+        _loss_scale_apply(optimizer, _tensors([1024.0 * g for g in grads]), variables)
         reference.step(grads)
-        _assert_close(variables, reference.params, rtol=1e-5)
+        scaled_reference.step([1024.0 * g for g in grads])
+        _assert_close(variables, reference.params)
+    missed = max(
+        np.max(np.abs(a - b))
+        for a, b in zip(reference.params, scaled_reference.params, strict=True)
+    )
+    assert missed > 1000 * F32_ATOL
     branches = inner.projection_branches()
     assert [branches[v.path] for v in variables] == reference.branches
+    assert int(to_numpy(inner.iterations)) == 2
 
 
-def test_mixed_float16_fit_projects_with_loss_scaling():
-    """Under mixed_float16 compile() wraps the optimizer in a LossScaleOptimizer; the
-    float32 conv kernel under batch norm is projected (CHANNEL) and training is finite."""
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_loss_scale_optimizer_skips_a_step_with_non_finite_gradients(bad):
+    """A gradient with inf or nan: the step is skipped (weights, the wrapped optimizer's
+    state and its iterations unchanged), the loss scale halves, and the next finite step
+    continues the reference trajectory unscaled by the new scale."""
+    make, hyper = LOSS_SCALE_CASES["sgdp"]
+    params, variables = make_variables(SHAPES, seed=12)
+    inner = make()
+    optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0)
+    reference = Reference(params, "sgdp", **hyper)
+    rng = np.random.default_rng(13)
+    grads = _grads(reference.params, rng, 0)
+    _loss_scale_apply(optimizer, _tensors([1024.0 * g for g in grads]), variables)
+    reference.step(grads)
+    before = [to_numpy(v) for v in [*variables, *inner.variables]]
+
+    poisoned = [1024.0 * g for g in _grads(reference.params, rng, 1)]
+    poisoned[1][0, 0] = bad
+    _loss_scale_apply(optimizer, _tensors(poisoned), variables)
+    after = [to_numpy(v) for v in [*variables, *inner.variables]]
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(to_numpy(inner.iterations)) == 1
+    assert float(to_numpy(optimizer.dynamic_scale)) == 512.0
+
+    grads = _grads(reference.params, rng, 2)
+    _loss_scale_apply(optimizer, _tensors([512.0 * g for g in grads]), variables)
+    reference.step(grads)
+    _assert_close(variables, reference.params)
+    assert int(to_numpy(inner.iterations)) == 2
+
+
+class RecordingAdamP(adamp_keras.AdamP):
+    """AdamP that keeps, in optimizer variables, the gradient each variable's last step got
+    (so that it can be read after a compiled fit step on every backend)."""
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.recorded = self.add_optimizer_variables(variables, "recorded_gradient")
+
+    def update_step(self, gradient, variable, learning_rate):
+        self.assign(self.recorded[self._get_variable_index(variable)], gradient)
+        super().update_step(gradient, variable, learning_rate)
+
+
+def _conv_bn(policy):
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
+    keras.config.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(0)
         model = keras.Sequential(
@@ -159,21 +244,56 @@ def test_mixed_float16_fit_projects_with_loss_scaling():
                 keras.layers.Dense(3, dtype="float32"),
             ]
         )
-        optimizer = adamp_keras.AdamP(learning_rate=0.01, weight_decay=0.01)
+        optimizer = RecordingAdamP(learning_rate=0.01, weight_decay=0.01)
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-        rng = np.random.default_rng(0)
-        x, y = rng.standard_normal((32, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 32)
-        history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     finally:
         keras.config.set_dtype_policy(previous)
-    assert np.all(np.isfinite(history.history["loss"]))
+    return model, optimizer
+
+
+def test_mixed_float16_fit_matches_reference_on_the_float32_weights():
+    """Under mixed_float16 compile() wraps the optimizer in a LossScaleOptimizer and the
+    layers compute in float16 on float32 master weights. Each fit() step is compared with
+    the reference stepping the master weights on the (unscaled) gradient the step got:
+    both are float32 and float16 rounding lives only in that shared gradient, so the
+    float32 tolerance applies. The first gradient is also compared with the
+    float32-policy gradient at the same weights, which checks the unscaling inside fit:
+    a missing (or doubled) unscale is off by the loss scale, 2¹⁵. The float16 compute
+    (unit roundoff 2⁻¹¹ = 4.9e-4) moves it by a norm-wise relative 3e-4 or less for
+    batch norm and the head on every backend; the conv kernel's gradient, a sum of
+    32·8·8 = 2048 products of float16-rounded terms from which batch norm's backward
+    has cancelled the mean and radial parts, is off by 8e-4 (tensorflow), 5e-3 (jax)
+    and 6.4e-2 (torch, eager: each op rounds its output to float16). Checked at 0.2:
+    3x the worst measured, 1e-5 of the failure."""
+    model, optimizer = _conv_bn("mixed_float16")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     kernel = model.get_layer("conv").kernel
     assert keras.backend.standardize_dtype(kernel.dtype) == "float32"
-    assert optimizer.projection_branches()[kernel.path] is Branch.CHANNEL
+    x, y = digits_like(n=32)
+    initial = model.get_weights()
+    trainable = model.trainable_variables
+    reference = Reference([to_numpy(w) for w in trainable], "adamp", lr=0.01, weight_decay=0.01)
+    for step in range(3):
+        model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+        assert int(to_numpy(optimizer.iterations)) == step + 1  # no step was skipped
+        grads = [to_numpy(r).astype(np.float64) for r in optimizer.recorded]
+        if step == 0:
+            first = grads
+        reference.step(grads)
+        _assert_close(trainable, reference.params)
+        branches = optimizer.projection_branches()
+        assert [branches[v.path] for v in trainable] == reference.branches
+        assert branches[kernel.path] is Branch.CHANNEL
+
+    float32_model, float32_optimizer = _conv_bn("float32")
+    float32_model.set_weights(initial)
+    float32_model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    for mixed, exact in zip(first, float32_optimizer.recorded, strict=True):
+        exact = to_numpy(exact).astype(np.float64)
+        assert np.linalg.norm(mixed - exact) <= 0.2 * np.linalg.norm(exact)
 
 
 @pytest.mark.parametrize("cls", ["adamp", "sgdp"])
@@ -313,15 +433,7 @@ def test_defaults_are_the_papers():
 def test_embedding_fit_with_sparse_gradients():
     """An Embedding table's gradient is sparse on TensorFlow (IndexedSlices); the update
     densifies it. The table (vocab, dim) is projected per column like any 2-D kernel."""
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((4,), dtype="int32"),
-            keras.layers.Embedding(20, 6, name="embed"),
-            keras.layers.GlobalAveragePooling1D(),
-            keras.layers.Dense(3),
-        ]
-    )
+    model = _embedding_model()
     optimizer = adamp_keras.AdamP(learning_rate=0.01, weight_decay=0.1)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(True))
     rng = np.random.default_rng(0)
@@ -334,3 +446,48 @@ def test_embedding_fit_with_sparse_gradients():
     assert unused.size and np.all(np.isfinite(after))
     # rows never looked up get no gradient but still decay (decoupled decay is dense)
     assert not np.array_equal(after[unused], table[unused])
+
+
+def _embedding_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            keras.layers.Embedding(20, 6, name="embed"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(3),
+        ]
+    )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="only TensorFlow hands the optimizer sparse (IndexedSlices) gradients",
+)
+def test_embedding_sparse_gradient_matches_reference():
+    """fit() on TensorFlow, where the Embedding gradient reaches the optimizer as
+    IndexedSlices with repeated indices, against the reference stepping on the dense
+    gradient that tf.convert_to_tensor makes of the same slices (duplicates summed),
+    taken with a GradientTape at the weights before each step. float32 tolerance: the
+    rows hold sums of at most 16 lookups."""
+    import tensorflow as tf
+
+    model = _embedding_model()
+    optimizer = adamp_keras.AdamP(learning_rate=0.01, weight_decay=0.1)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=optimizer, loss=loss)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 20, (16, 4)).astype("int32"), rng.integers(0, 3, 16)
+    assert len(np.unique(x)) < x.size  # repeated indices: the scatter must sum them
+    reference = Reference([to_numpy(w) for w in model.trainable_weights], "adamp", lr=0.01,
+                          weight_decay=0.1)  # fmt: skip
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=True))
+        grads = tape.gradient(value, model.trainable_weights)
+        assert isinstance(grads[0], tf.IndexedSlices)
+        reference.step([tf.convert_to_tensor(g).numpy().astype(np.float64) for g in grads])
+        model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        _assert_close(model.trainable_weights, reference.params)
+    branches = optimizer.projection_branches()
+    assert [branches[w.path] for w in model.trainable_weights] == reference.branches

@@ -1,9 +1,10 @@
 """``model.compile(optimizer=AdamP())`` + ``fit`` with jit_compile off and on.
 
 Runs once per Keras backend (the Makefile sets KERAS_BACKEND). A linear model
-with an analytic gradient checks fit() against the reference step by step; a
-conv net with batch normalisation checks that the projection fires on its
-scale-invariant kernels inside a compiled train step.
+with an analytic gradient checks fit() against the reference step by step, under
+losses that make the projection fire in the channel view, in the layer view, or
+not at all; a conv net with batch normalisation checks that the projection fires
+on its scale-invariant kernels inside a compiled train step.
 """
 
 from __future__ import annotations
@@ -24,14 +25,59 @@ def _linear_data(n=16, d_in=5, d_out=3, seed=0):
     return rng.standard_normal((n, d_in)), rng.standard_normal((n, d_out))
 
 
-def _mse_grads(kernel, bias, x, y):
-    """d/dW, d/db of mean((xW + b - y)²) over every entry (Keras's MeanSquaredError)."""
-    residual = x @ kernel + bias - y
-    scale = 2.0 / residual.size
-    return [scale * x.T @ residual, scale * residual.sum(0)]
+def _column_cosine(y_true, y_pred):
+    """-mean_j cos(y_pred[:, j], y_true[:, j]), each output column over the batch: invariant
+    to scaling any one column of a bias-free kernel, so every column of its gradient is
+    orthogonal to that column of the kernel."""
+    dot = keras.ops.sum(y_true * y_pred, axis=0)
+    norms = keras.ops.norm(y_true, axis=0) * keras.ops.norm(y_pred, axis=0)
+    return -keras.ops.mean(dot / norms)
+
+
+def _cosine_rows(y, t, axis):
+    """d/dy of -mean cos(y, t) along ``axis`` (the other axis indexes the cosines)."""
+    norm_y = np.linalg.norm(y, axis=axis, keepdims=True)
+    t_unit = t / np.linalg.norm(t, axis=axis, keepdims=True)
+    dot = np.sum(y * t_unit, axis=axis, keepdims=True)
+    return -(t_unit / norm_y - dot * y / norm_y**3) / y.shape[1 - axis]
+
+
+def _loss_grads(loss, params, x, y):
+    """The analytic gradient of ``loss`` for the Dense layer's (kernel[, bias])."""
+    if loss == "mse":  # mean((xW + b - y)²) over every entry (Keras's MeanSquaredError)
+        kernel, bias = params
+        residual = x @ kernel + bias - y
+        scale = 2.0 / residual.size
+        return [scale * x.T @ residual, scale * residual.sum(0)]
+    (kernel,) = params
+    # cosine_similarity: per sample (over the outputs), invariant to scaling the whole
+    # kernel, so the gradient is orthogonal to the kernel as a whole: the layer view
+    axis = 0 if loss == "column_cosine" else 1
+    return [x.T @ _cosine_rows(x @ kernel, y, axis)]
+
+
+LOSSES = {
+    "mse": ("mse", Branch.NONE),
+    "column_cosine": (_column_cosine, Branch.CHANNEL),
+    "cosine_similarity": ("cosine_similarity", Branch.LAYER),
+}
+
+
+class _BranchesEachBatch(keras.callbacks.Callback):
+    """Reads the diagnostics in the middle of fit(), as a user's callback would."""
+
+    def __init__(self, optimizer):
+        super().__init__()
+        self.optimizer, self.seen = optimizer, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()  # Keras's JAX trainer detaches values in fit()
+        self.seen.append(self.optimizer.projection_branches())
 
 
 @pytest.mark.parametrize("jit_compile", JIT)
+@pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize(
     ("name", "kwargs", "hyper"),
     [
@@ -43,20 +89,36 @@ def _mse_grads(kernel, bias, x, y):
         ),
     ],
 )
-def test_fit_matches_reference(name, kwargs, hyper, jit_compile):
+def test_fit_matches_reference(name, kwargs, hyper, loss, jit_compile):
+    """fit() of a Dense layer, step by step against the reference on the analytic
+    gradient, with the projection firing inside the compiled train step: a loss that is
+    scale-invariant per output column (CHANNEL) or in the whole kernel (LAYER), and MSE
+    (NONE, with a bias). The branch is checked after every batch."""
     x, y = _linear_data()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=loss == "mse")])
     optimizer = (adamp_keras.AdamP if name == "adamp" else adamp_keras.SGDP)(**kwargs)
-    model.compile(optimizer=optimizer, loss="mse", jit_compile=jit_compile)
+    keras_loss, branch = LOSSES[loss]
+    model.compile(optimizer=optimizer, loss=keras_loss, jit_compile=jit_compile)
     reference = Reference([to_numpy(w) for w in model.weights], name, **hyper)
+    callback = _BranchesEachBatch(optimizer)
     steps = 3
-    model.fit(x.astype("float32"), y.astype("float32"), batch_size=16, epochs=steps, verbose=0)
-    for _ in range(steps):
-        reference.step(_mse_grads(*reference.params, x, y))
+    model.fit(
+        x.astype("float32"),
+        y.astype("float32"),
+        batch_size=16,
+        epochs=steps,
+        verbose=0,
+        callbacks=[callback],
+    )
+    kernel = model.layers[0].kernel.path
+    for seen in callback.seen:
+        reference.step(_loss_grads(loss, reference.params, x, y))
+        assert reference.branches[0] is branch
+        assert seen[kernel] is branch
+    assert len(callback.seen) == steps
     for w, ref in zip(model.weights, reference.params, strict=True):
         np.testing.assert_allclose(to_numpy(w), ref, rtol=F32_RTOL, atol=F32_ATOL)
-    assert optimizer.projection_branches()[model.layers[0].kernel.path] is reference.branches[0]
 
 
 def _fit_conv_bn(cls, jit_compile):
@@ -101,22 +163,10 @@ def test_adamp_fit_conv_bn_eager_and_jit():
 
 
 def test_sgdp_fit_conv_bn_projects():
-    """SGDP in fit() on the same net (its jit path is covered by test_fit_matches_reference)."""
+    """SGDP in fit() on the same net (its compiled path, with the projection firing, is
+    checked against the reference in test_fit_matches_reference)."""
     model, optimizer = _fit_conv_bn(adamp_keras.SGDP, jit_compile=False)
     _check_projection_fired(model, optimizer)
-
-
-class _BranchesEachBatch(keras.callbacks.Callback):
-    """Reads the diagnostics in the middle of fit(), as a user's callback would."""
-
-    def __init__(self, optimizer):
-        super().__init__()
-        self.optimizer, self.seen = optimizer, []
-
-    def on_train_batch_end(self, batch, logs=None):
-        if keras.backend.backend() == "jax":
-            self.model.jax_state_sync()  # Keras's JAX trainer detaches values in fit()
-        self.seen.append(self.optimizer.projection_branches())
 
 
 def test_projection_branches_inside_fit():

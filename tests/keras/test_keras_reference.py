@@ -247,3 +247,64 @@ def test_any_channel_axis_and_degenerate_shapes_match_reference(shape, axis):
         ref, state = result.param, result.state
         assert optimizer.projection_branches()[variables[0].path] is result.branch
         np.testing.assert_allclose(to_numpy(variables[0]), ref, rtol=F32_RTOL, atol=F32_ATOL)
+
+
+def _grad_with_cosines(param, cosines, norm, rng):
+    """A gradient whose channel row i (last axis) has norm ``norm`` and signed cosine
+    ``cosines[i]`` with row i of ``param``."""
+    rows = np.moveaxis(param, -1, 0).reshape(param.shape[-1], -1)
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    other = rng.standard_normal(rows.shape)
+    other -= unit * np.sum(unit * other, 1, keepdims=True)
+    other /= np.linalg.norm(other, axis=1, keepdims=True)
+    c = np.asarray(cosines)[:, None]
+    g = norm * (c * unit + np.sqrt(1 - c * c) * other)
+    return np.moveaxis(g.reshape(np.moveaxis(param, -1, 0).shape), 0, -1)
+
+
+@pytest.mark.parametrize("name", ["adamp", "sgdp"])
+@pytest.mark.parametrize(
+    ("signs", "factor", "branch"),
+    [
+        ((1, 1, 1, 1), 0.5, Branch.CHANNEL),
+        ((1, -1, 1, -1), 2.0, Branch.LAYER),  # rows cancel in the layer view
+        ((1, 1, 1, 1), 2.0, Branch.NONE),
+    ],
+    ids=["channel", "layer", "none"],
+)
+def test_huge_magnitudes_match_reference(name, signs, factor, branch):
+    """||w|| = 1e7 and ||g|| = 1e15 per row: g·w ~ 1e20 per row, whose square (1e40)
+    overflows float32 (max 3.4e38), so a cosine test evaluated as (g·w)² < ... would
+    see inf and never project. Every row has |cos| = factor·δ/sqrt(d) with the row
+    length d = 18 (equal row norms, so alternating signs cancel in the layer view);
+    a factor of 2 either side of the threshold leaves float32 rounding (relative
+    ~1e-6) no say. Weight decay (lr·λ = 5%) makes the decay ratio visible in w.
+    Everything here scales linearly, so the float32 tolerance applies in units of the
+    tensor's largest entry (SGDP's steps of lr·||g|| make entries of ~1e13 beside
+    partly cancelled ones)."""
+    rng = np.random.default_rng(21)
+    shape = (3, 3, 2, 4)
+    param = rng.standard_normal(shape)
+    rows = np.moveaxis(param, -1, 0)
+    param *= 1e7 / np.linalg.norm(rows.reshape(4, -1), axis=1)  # every row norm 1e7
+    param = param.astype(np.float32).astype(np.float64)
+    threshold = 0.1 / np.sqrt(18)
+    variable = keras.Variable(param.astype("float32"), name="huge")
+    if name == "adamp":
+        optimizer = adamp_keras.AdamP(learning_rate=0.1, weight_decay=0.5)
+        reference = Reference([param], "adamp", lr=0.1, weight_decay=0.5)
+    else:
+        optimizer = adamp_keras.SGDP(learning_rate=0.1, momentum=0.9, weight_decay=0.05)
+        reference = Reference([param], "sgdp", lr=0.1, momentum=0.9, weight_decay=0.05)
+    for _ in range(2):
+        cosines = factor * threshold * np.asarray(signs, dtype=np.float64)
+        grad = _grad_with_cosines(reference.params[0], cosines, 1e15, rng)
+        grad = grad.astype(np.float32).astype(np.float64)
+        optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], [variable])
+        reference.step([grad])
+        assert reference.branches == [branch]
+        assert optimizer.projection_branches()[variable.path] is branch
+        scale = np.max(np.abs(reference.params[0]))
+        np.testing.assert_allclose(
+            to_numpy(variable), reference.params[0], rtol=F32_RTOL, atol=F32_ATOL * scale
+        )

@@ -1,0 +1,39 @@
+"""Smoke test of benchmarks/bench_keras.py's timing code on a tiny input, on the Keras
+backend this process runs (KERAS_BACKEND)."""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+from keras_helpers import REPO, to_numpy
+
+from adamp_core import Branch
+
+sys.path.insert(0, str(REPO))  # the repository root
+
+from benchmarks.bench_keras import _model, time_models
+
+
+def test_time_models_runs_and_steps_the_weights():
+    models, times = time_models(
+        ("AdamW", "AdamP"), rounds=2, steps=1, size=8, widths=(4, 8), warmup=1
+    )
+    assert set(times) == {"AdamW", "AdamP"}
+    assert all(len(t) == 2 and all(s > 0 for s in t) for t in times.values())
+    keras.utils.set_random_seed(0)  # time_models builds every model from this seed
+    initial = [to_numpy(w) for w in _model(8, (4, 8)).trainable_weights]
+    for model in models.values():
+        trained = [to_numpy(w) for w in model.trainable_weights]
+        assert len(trained) == len(initial)
+        # warmup + 2 rounds = 3 steps of lr 1e-3: the kernels move by ~3e-3 (the conv
+        # biases, cancelled by batch norm, get almost no gradient)
+        kernels = [(a, b) for a, b in zip(initial, trained, strict=True) if a.ndim > 1]
+        assert len(kernels) == 3
+        assert all(not np.allclose(a, b, rtol=0, atol=1e-4) for a, b in kernels)
+    adamp = models["AdamP"]
+    branches = adamp.optimizer.projection_branches()
+    conv = [layer.kernel.path for layer in adamp.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(conv) == 2
+    assert all(branches[path] is Branch.CHANNEL for path in conv)  # each precedes batch norm
