@@ -44,7 +44,11 @@ def _pytree(model: str, key) -> dict[str, jax.Array]:
 
 
 def make_step(opt: optax.GradientTransformation, params, grads):
-    """A blocking call running one jitted ``update`` + ``apply_updates`` (donated buffers)."""
+    """A blocking call running one jitted ``update`` + ``apply_updates`` (donated buffers).
+
+    The call's ``carry`` attribute holds the current ``[params, state]`` (copies:
+    the arguments are not donated).
+    """
 
     def step(params, state, grads):
         updates, state = opt.update(grads, state, params)
@@ -57,6 +61,7 @@ def make_step(opt: optax.GradientTransformation, params, grads):
         carry[0], carry[1] = jitted(carry[0], carry[1], grads)
         jax.block_until_ready(carry)
 
+    call.carry = carry
     return call
 
 

@@ -92,7 +92,11 @@ def _normalise_axis(axis, ndim: int, path) -> int | None:
             "channel_axis is structural, not a numeric hyperparameter: with "
             "optax.inject_hyperparams pass static_args=('channel_axis',)"
         )
-    if isinstance(axis, (jax.Array, np.ndarray)) and axis.shape == ():
+    if (
+        isinstance(axis, (jax.Array, np.ndarray))
+        and axis.shape == ()
+        and np.issubdtype(axis.dtype, np.integer)  # not bool, not float: as for Python values
+    ):
         axis = int(axis)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise ValueError(
@@ -142,10 +146,30 @@ def unflatten_columns(treedef, rows: list[tuple], width: int) -> list:
     return [treedef.unflatten(list(column)) for column in columns]
 
 
+def _is_bool(value) -> bool:
+    """A Python or NumPy bool, or an array (concrete or traced) of bool dtype."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    return isinstance(value, (jax.Array, np.ndarray)) and value.dtype == np.bool_
+
+
 def leaf_masks(mask: Any | Callable[[Any], Any] | None, params) -> list:
-    """The weight-decay mask of each leaf: True applies decay (default everywhere)."""
+    """The weight-decay mask of each leaf: True applies decay (default everywhere).
+
+    Each mask leaf must be a bool (or a bool array, e.g. traced inside
+    ``optax.masked``): the decay is multiplied by it, so a number such as 0.5
+    would silently scale the decay instead of switching it.
+    """
     if mask is None:
         return [True] * len(jax.tree.leaves(params))
     if callable(mask):
         mask = mask(params)
-    return _per_leaf(mask, params, "mask")
+    masks = _per_leaf(mask, params, "mask")
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    for path, value in zip(paths, masks, strict=True):
+        if not _is_bool(value):
+            raise ValueError(
+                f"mask for {jax.tree_util.keystr(path) or 'the parameter'} must be True or "
+                f"False (or a bool array): True applies weight decay, got {value!r}"
+            )
+    return masks

@@ -28,6 +28,14 @@ def make(seed):
     return out
 
 
+def assert_state_sharded_like(name, state, shard):
+    inner = adamp_jax.find_projection_state(state)
+    moments = (inner.mu, inner.nu) if name == "adamp" else (inner.trace,)
+    for moment in moments:
+        for k in SHAPES:
+            assert moment[k].sharding.is_equivalent_to(shard[k], len(SHAPES[k])), (name, k)
+
+
 def train(opt, params, grads_list):
     state = opt.init(params)
     step = jax.jit(opt.update)
@@ -57,16 +65,14 @@ def main():
         single_p, _, single_b = train(opt, params, grads_list)
         sharded_params = jax.device_put(params, shard)
         sharded_grads = [jax.device_put(gr, shard) for gr in grads_list]
+        # the state has the params' sharding from init on, not only after a step
+        assert_state_sharded_like(name, opt.init(sharded_params), shard)
         multi_p, multi_s, multi_b = train(opt, sharded_params, sharded_grads)
         # float32; only the order of the per-channel sums differs between layouts
         for k in SHAPES:
             np.testing.assert_allclose(multi_p[k], single_p[k], rtol=1e-6, atol=1e-6)
             assert multi_p[k].sharding.is_equivalent_to(shard[k], len(SHAPES[k])), k
-        inner = adamp_jax.find_projection_state(multi_s)
-        moments = (inner.mu, inner.nu) if name == "adamp" else (inner.trace,)
-        for moment in moments:
-            for k in SHAPES:
-                assert moment[k].sharding.is_equivalent_to(shard[k], len(SHAPES[k])), (name, k)
+        assert_state_sharded_like(name, multi_s, shard)
         assert multi_b == single_b
         print(name, "first step", {k: int(v) for k, v in multi_b[0].items()})
     print("SHARDING OK")

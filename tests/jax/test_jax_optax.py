@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+import adamp_core
 from adamp_core import Branch
 
 SHAPES = {"conv": (3, 3, 2, 4), "dense": (6, 5), "bias": (5,)}
@@ -105,12 +106,29 @@ def test_bad_hyperparameters_raise_value_error(build, message):
         build()
 
 
-@pytest.mark.parametrize("axis", [2, -3, True, 1.5])
+@pytest.mark.parametrize(
+    "axis",
+    [2, -3, True, 1.5, np.array(1.5), np.array(True), jnp.array(1.5), jnp.array(True)],
+    ids=["2", "-3", "True", "1.5", "np-1.5", "np-True", "jnp-1.5", "jnp-True"],
+)
 def test_bad_channel_axis_raises_value_error(axis):
+    """0-d float or bool arrays are rejected like the Python values, not int()-cast."""
     opt = adamp_jax.adamp(1e-3, channel_axis=axis)
     params = {"dense": jnp.ones((6, 5))}
     with pytest.raises(ValueError, match=r"channel_axis for \['dense'\] must be"):
         opt.update(params, opt.init(params), params)
+
+
+@pytest.mark.parametrize(
+    "axis", [np.array(0), jnp.array(0), np.int64(0)], ids=["np", "jnp", "np-int"]
+)
+def test_integer_scalar_arrays_are_channel_axes(axis):
+    grads = lambda p, i: orthogonal_grads(p, seed=i)  # noqa: E731
+    as_array = run(adamp_jax.adamp(1e-2, channel_axis={"conv": axis, "dense": axis, "bias": 0}),
+                   grads_fn=grads)  # fmt: skip
+    as_int = run(adamp_jax.adamp(1e-2, channel_axis={"conv": 0, "dense": 0, "bias": 0}),
+                 grads_fn=grads)  # fmt: skip
+    assert_trees_close(as_array[0], as_int[0], rtol=0, atol=0)
 
 
 def test_channel_axis_pytree_with_wrong_structure_raises():
@@ -207,6 +225,19 @@ def test_init_under_eval_shape():
     assert inner.nu["conv"].dtype == jnp.bfloat16
     assert inner.branch["conv"].shape == ()
     assert inner.branch["conv"].dtype == jnp.int32
+    sgd_state = jax.eval_shape(
+        adamp_jax.sgdp(0.1, momentum=0.9, accumulator_dtype=jnp.float32).init, params
+    )
+    sgd_inner = sgd_state[0]
+    assert isinstance(sgd_inner, adamp_jax.ScaleBySGDPState)
+    assert isinstance(sgd_inner.trace["conv"], jax.ShapeDtypeStruct)
+    assert sgd_inner.trace["conv"].shape == (3, 3, 2, 4)
+    assert sgd_inner.trace["conv"].dtype == jnp.float32
+    assert sgd_inner.trace["bias"].shape == (5,)
+    assert sgd_inner.count.shape == ()
+    assert sgd_inner.count.dtype == jnp.int32
+    assert sgd_inner.branch["conv"].shape == ()
+    assert sgd_inner.branch["conv"].dtype == jnp.int32
 
 
 # ---------------------------------------------------------------- inject_hyperparams, schedules
@@ -289,6 +320,37 @@ def test_schedules_for_learning_rate_and_weight_decay(name):
 # ---------------------------------------------------------------- composition
 
 
+NOT_BOOLS = [0.5, 1, 0, np.float32(1.0), jnp.array(1.0), jnp.ones((6, 5))]
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("bad", NOT_BOOLS, ids=["0.5", "1", "0", "np-f32", "jnp-f32", "f32-array"])
+def test_weight_decay_mask_values_must_be_bools(name, bad):
+    """The decay is multiplied by the mask: a number would scale it silently."""
+    params = tree(0)
+    mask = {"conv": True, "dense": bad, "bias": False}
+    message = r"mask for \['dense'\] must be True or False"
+    opt = FACTORIES[name](weight_decay=0.5, mask=mask)
+    with pytest.raises(ValueError, match=message):
+        opt.update(tree(1), opt.init(params), params)
+    as_callable = FACTORIES[name](weight_decay=0.5, mask=lambda p: mask)
+    with pytest.raises(ValueError, match=message):
+        jax.jit(as_callable.update)(tree(1), as_callable.init(params), params)
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_weight_decay_mask_accepts_bool_arrays_and_traced_bools(name):
+    python = {"conv": True, "dense": False, "bias": False}
+    arrays = {"conv": np.array(True), "dense": jnp.array(False), "bias": np.False_}
+
+    def traced(params):  # computed from the values: tracers inside jit
+        return {k: jnp.all(jnp.isfinite(v)) & (k == "conv") for k, v in params.items()}
+
+    expected = run(FACTORIES[name](weight_decay=0.5, mask=python))[0]
+    for mask in (arrays, traced):
+        assert_trees_close(run(FACTORIES[name](weight_decay=0.5, mask=mask))[0], expected, 0, 0)
+
+
 @pytest.mark.parametrize("name", FACTORIES)
 def test_weight_decay_mask(name):
     mask = {"conv": True, "dense": False, "bias": False}
@@ -354,35 +416,54 @@ def test_optax_masked_leaves_pass_through():
 # ---------------------------------------------------------------- dtypes
 
 
+REFERENCE_STEPS = {
+    "adamp": lambda p, g: adamp_core.adamp_step(
+        p, g, adamp_core.adamp_init(p), lr=1e-2, weight_decay=0.1, channel_axis=p.ndim - 1
+    ),
+    "sgdp": lambda p, g: adamp_core.sgdp_step(
+        p, g, adamp_core.sgdp_init(p), lr=0.1, momentum=0.9, weight_decay=0.1,
+        channel_axis=p.ndim - 1,
+    ),
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
 @pytest.mark.parametrize("name", FACTORIES)
 def test_updates_keep_param_dtype(name, dtype):
-    params = tree(0, dtype)
+    """The update has the params' dtype and equals the NumPy reference's (float64, from
+    the same rounded inputs) up to that dtype's rounding: bfloat16 is computed in
+    float32 and rounded once (8 mantissa bits), float32 to a few ulps of the step."""
+    params, grads = tree(0, dtype), tree(1, dtype)
     opt = FACTORIES[name](weight_decay=0.1)
-    state = opt.init(params)
-    updates, state = jax.jit(opt.update)(tree(1, dtype), state, params)
-    for u in jax.tree.leaves(updates):
-        assert u.dtype == dtype
-    # bfloat16: the step is computed in float32 and rounded once (8 mantissa bits)
-    ref_opt = FACTORIES[name](weight_decay=0.1)
-    p32 = jax.tree.map(lambda x: x.astype(jnp.float32), params)
-    g32 = jax.tree.map(lambda x: x.astype(jnp.float32), tree(1, dtype))
-    ref, _ = jax.jit(ref_opt.update)(g32, ref_opt.init(p32), p32)
-    tol = float(jnp.finfo(dtype).eps)
-    jax.tree.map(
-        lambda u, r: np.testing.assert_allclose(
-            np.asarray(u, np.float32), r, rtol=tol, atol=tol * float(jnp.max(jnp.abs(r)))
-        ),
-        updates, ref,
-    )  # fmt: skip
+    updates, _ = jax.jit(opt.update)(grads, opt.init(params), params)
+    tol = float(jnp.finfo(dtype).eps) * (1 if dtype == jnp.bfloat16 else 4)
+    for k in params:
+        assert updates[k].dtype == dtype
+        p, g = (np.asarray(x[k], np.float64) for x in (params, grads))
+        expected = REFERENCE_STEPS[name](p, g).param - p
+        np.testing.assert_allclose(
+            np.asarray(updates[k], np.float64), expected, rtol=tol,
+            atol=tol * np.max(np.abs(expected)), err_msg=k,
+        )  # fmt: skip
 
 
 def test_mu_dtype():
-    opt = adamp_jax.adamp(1e-2, mu_dtype=jnp.bfloat16)
-    params, state = run(opt)
+    """A bfloat16 first moment holds the float32 run's m up to rounding (each step
+    rounds once, by at most eps_bf16/2 of |m|, and β₁ < 1 damps earlier errors),
+    and the parameters move as in the float32 run up to that rounding:
+    |Δm| <= steps·eps_bf16·max|m|, |Δw| <= steps·lr·eps_bf16."""
+    steps, lr = 3, 1e-2
+    params, state = run(adamp_jax.adamp(lr, mu_dtype=jnp.bfloat16), steps=steps)
+    params32, state32 = run(adamp_jax.adamp(lr), steps=steps)
     assert state[0].mu["conv"].dtype == jnp.bfloat16
     assert state[0].nu["conv"].dtype == jnp.float32
     assert params["conv"].dtype == jnp.float32
+    eps = float(jnp.finfo(jnp.bfloat16).eps)
+    for k in params:
+        mu, mu32 = np.asarray(state[0].mu[k], np.float32), np.asarray(state32[0].mu[k])
+        np.testing.assert_allclose(mu, mu32, rtol=0, atol=steps * eps * np.max(np.abs(mu32)))
+        np.testing.assert_allclose(params[k], params32[k], rtol=0, atol=steps * lr * eps)
+        assert not np.array_equal(mu, mu32) or k == "bias"  # the rounding is real
 
 
 # ---------------------------------------------------------------- diagnostics
