@@ -200,3 +200,33 @@ def test_projection_branches_inside_jax_fit_without_sync_says_what_to_do():
     )
     with pytest.raises(RuntimeError, match=r"call self\.model\.jax_state_sync\(\) first"):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[Unsynced()])
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="a transfer guard exists on the JAX backend only"
+)
+@pytest.mark.parametrize("name", ["AdamP", "SGDP"])
+def test_jitted_step_with_diagnostics_makes_no_device_to_host_transfer(name):
+    """The branch codes are optimizer variables written inside the step, so a compiled
+    step (what fit() runs) reads nothing back to the host; reading them is a separate,
+    explicit call after it."""
+    import jax
+
+    model = conv_bn_model()
+    optimizer = getattr(adamp_keras, name)(learning_rate=0.01)
+    variables = model.trainable_variables
+    optimizer.build(variables)
+    grads = [jax.numpy.ones_like(v.value) for v in variables]
+    step = jax.jit(optimizer.stateless_apply)
+    state = [v.value for v in optimizer.variables]
+    values = [v.value for v in variables]
+    values, state = step(state, grads, values)  # compile outside the guard
+    with jax.transfer_guard_device_to_host("disallow"):
+        new_values, new_state = jax.block_until_ready(step(state, grads, values))
+    for v, value in zip([*variables, *optimizer.variables], [*new_values, *new_state], strict=True):
+        v.assign(value)
+    kernel = model.get_layer("conv").kernel.path
+    # all-ones gradients are not orthogonal to the kernel rows: the branch is decided by
+    # the values, and what matters is that it was written inside the guarded step
+    assert optimizer.projection_branches()[kernel] in tuple(Branch)
+    assert int(to_numpy(optimizer.iterations)) == 2
