@@ -15,8 +15,7 @@ from demo.experiment import CHANNELS, NUM_CLASSES, Digits, History, OptimizerSpe
 
 NAME = "keras"
 TOY_LAYOUT = "channels_last"
-# fit() runs an epoch as one call (on JAX with stateless variables), so the
-# projection is read once per epoch, after its last step.
+# The demo runs each epoch as one fit() call and reads the projection after it.
 PROJECTED_SAMPLING = "the last training step of each epoch"
 
 

@@ -11,8 +11,10 @@ and SGDP are for. Each optimizer pair differs only in the projection:
   projection (torch and optax add ε after the bias correction, as AdamP does).
 
 The baselines are each framework's own optimizers, so two Keras details differ
-from an exact ablation: Keras's AdamW adds ε before the bias correction (a
-relative change of about ε·sqrt(1-β₂ᵗ)/sqrt(v), invisible at ε = 1e-8), and
+from an exact ablation: Keras's AdamW adds ε before the bias correction, so its
+denominator is (sqrt(v) + ε)/sqrt(1-β₂ᵗ) instead of sqrt(v)/sqrt(1-β₂ᵗ) + ε (a
+relative change of ε·(1 - sqrt(1-β₂ᵗ))/sqrt(v), negligible unless the gradients
+are within a few orders of magnitude of ε), and
 Keras's SGD keeps lr inside its velocity, so a learning-rate change between
 epochs reaches it one momentum horizon later than it reaches SGDP.
 """

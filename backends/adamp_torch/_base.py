@@ -125,11 +125,6 @@ class ProjectedOptimizer(Optimizer):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            if p.grad.layout != torch.strided:  # COO, CSR, CSC, BSR, BSC
-                raise RuntimeError(
-                    f"{name} does not support sparse gradients, got one of layout "
-                    f"{p.grad.layout}; use a dense gradient (grad.to_dense())"
-                )
             state = self.state[p]
             if len(state) == 0:
                 self._init_state(p, state, group)
@@ -161,10 +156,21 @@ class ProjectedOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self._check_dense_gradients()
         for group in self.param_groups:
             for bucket in self._buckets(group):
                 self._update(bucket, group, _use_foreach(group["foreach"], bucket.params[0]))
         return loss
+
+    def _check_dense_gradients(self) -> None:
+        """Refuse a sparse gradient before any group steps or any state is created."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.layout != torch.strided:  # COO, CSR, ...
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support sparse gradients, got one "
+                        f"of layout {p.grad.layout}; use a dense gradient (grad.to_dense())"
+                    )
 
     def projection_branches(self) -> dict[Tensor, Branch]:
         """Which branch each parameter's last step took (NONE if it never stepped).

@@ -7,6 +7,9 @@ from adamp_conformance.broken import BROKEN
 from adamp_conformance.builtin import get_adapter
 from adamp_conformance.golden import load_all, simulate_case
 from adamp_conformance.runner import run_suite, select_cases, suite_report
+from adamp_conformance.variants import VariantStepper
+
+import adamp_core
 
 
 @pytest.mark.parametrize("name", ["reference", "reference-channels-last"])
@@ -24,6 +27,32 @@ def test_variant_engine_reproduces_the_reference():
             for got, want in zip(params, golden.reference.params[t], strict=True):
                 np.testing.assert_allclose(got, want, rtol=0, atol=4e-15 * max(1, t))
         assert np.array_equal(traj.branches, golden.reference.branches), golden.id
+
+
+@pytest.mark.parametrize("optimizer", ["adamp", "sgdp"])
+def test_variant_engine_honours_a_forced_channel_axis(optimizer):
+    """VariantStepper(channel_axis=k) equals adamp_core with channel_axis=k, with
+    gradients steered so that only the channel view along axis k fires."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 4, 5))
+    g = rng.standard_normal(w.shape)
+    rows = np.moveaxis(w, 2, 0).reshape(5, -1)
+    grows = np.moveaxis(g, 2, 0).reshape(5, -1)
+    grows -= rows * (np.sum(rows * grows, axis=1) / np.sum(rows * rows, axis=1))[:, None]
+    g = np.moveaxis(grows.reshape(5, 3, 4), 0, 2)  # orthogonal to each axis-2 row of w
+    if optimizer == "adamp":
+        hp = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1,
+              "delta": 0.1, "wd_ratio": 0.1, "nesterov": False}  # fmt: skip
+        result = adamp_core.adamp_step(w, g, adamp_core.adamp_init(w), channel_axis=2, **hp)
+    else:
+        hp = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.1,
+              "nesterov": False, "eps": 1e-8, "delta": 0.1, "wd_ratio": 0.1}  # fmt: skip
+        result = adamp_core.sgdp_step(w, g, adamp_core.sgdp_init(w), channel_axis=2, **hp)
+    assert result.branch is adamp_core.Branch.CHANNEL
+    stepper = VariantStepper(optimizer, [hp], [0], [w], "float64", channel_axis=2)
+    (got,) = stepper.step([g])
+    np.testing.assert_allclose(got, result.param, rtol=1e-15, atol=1e-15)
+    assert stepper.branches() == [int(adamp_core.Branch.CHANNEL)]
 
 
 def test_layout_round_trip():
