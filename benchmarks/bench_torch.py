@@ -220,8 +220,8 @@ def available(name: str, device: str) -> bool:
     return True
 
 
-def _row(model, name, baseline, samples, timings, device) -> tuple[dict, list]:
-    """One table row: the JSON entry and the printed cells."""
+def _row(model, name, baseline, samples, timings, device, n_params, memory):
+    """One table row: the JSON entry and the printed cells (``memory``: peak, state bytes)."""
     seconds = timings[name]
     ratios = {
         key: seconds / timings[ref] if ref in timings else None
@@ -231,12 +231,12 @@ def _row(model, name, baseline, samples, timings, device) -> tuple[dict, list]:
             ("vs_adamp_0.3.0", AUTHORS[baseline]),
         )
     }
-    peak, state = peak_memory(model, name, device)
+    peak, state = memory
     entry = {
         "device": device,
         "model": model,
         "optimizer": name,
-        "params": sum(math.prod(s) for s in MODELS[model]()),
+        "params": n_params,
         "step_ms_median": seconds * 1e3,
         "step_ms_min": min(samples[name]) * 1e3,
         "rounds": len(samples[name]),
@@ -258,17 +258,20 @@ def main(quick: bool = False) -> dict:
     results = []
     for device in devices:
         for model in models:
+            n_params = sum(math.prod(s) for s in MODELS[model]())
             for rows in (ADAMP_ROWS, SGDP_ROWS):
                 names = [name for name, _ in rows if available(name, device)]
                 samples = step_times(model, names, device, quick=quick)
                 timings = {name: statistics.median(samples[name]) for name in names}
                 table = [
-                    _row(model, name, baseline, samples, timings, device)
+                    _row(
+                        model, name, baseline, samples, timings, device, n_params,
+                        peak_memory(model, name, device),
+                    )
                     for name, baseline in rows
                     if name in timings
-                ]
+                ]  # fmt: skip
                 results += [entry for entry, _ in table]
-                n_params = table[0][0]["params"]
                 print_table(
                     f"{device} {model} ({n_params / 1e6:.1f}M params)",
                     [

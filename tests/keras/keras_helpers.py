@@ -98,7 +98,9 @@ def make_variables(shapes, seed=0, dtype="float32"):
     return values, variables
 
 
-def conv_bn_model(seed=0):
+def conv_bn_model(seed=0, head_dtype=None):
+    """Conv (no bias) + BatchNorm + ReLU + pooling + Dense head; ``head_dtype`` pins the
+    head's dtype (float32 logits under a mixed policy)."""
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
@@ -107,7 +109,7 @@ def conv_bn_model(seed=0):
             keras.layers.BatchNormalization(epsilon=1e-5, name="bn"),
             keras.layers.ReLU(),
             keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(3, name="head"),
+            keras.layers.Dense(3, name="head", dtype=head_dtype),
         ]
     )
 

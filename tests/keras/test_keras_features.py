@@ -17,6 +17,7 @@ from keras_helpers import (
     F32_RTOL,
     GRAD_KINDS,
     Reference,
+    conv_bn_model,
     digits_like,
     make_variables,
     to_numpy,
@@ -233,17 +234,7 @@ def _conv_bn(policy):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential(
-            [
-                keras.Input((8, 8, 1)),
-                keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv"),
-                keras.layers.BatchNormalization(epsilon=1e-5),
-                keras.layers.ReLU(),
-                keras.layers.GlobalAveragePooling2D(),
-                keras.layers.Dense(3, dtype="float32"),
-            ]
-        )
+        model = conv_bn_model(head_dtype="float32")
         optimizer = RecordingAdamP(learning_rate=0.01, weight_decay=0.01)
         model.compile(
             optimizer=optimizer,

@@ -58,7 +58,7 @@ def _steered_grads(params, t):
 def _run(cls, kwargs, foreach, compiled):
     """STEPS steps with a tensor lr and OneCycleLR; with ``compiled``, every step after
     the first two must reuse a graph (error_on_recompile). Returns (params, branches
-    of the >1-D weights per step, the optimizer)."""
+    of the >1-D weights per step)."""
     gen = torch.Generator().manual_seed(0)
     params = [
         torch.nn.Parameter(torch.randn(s, generator=gen, dtype=torch.float64))
@@ -77,7 +77,7 @@ def _run(cls, kwargs, foreach, compiled):
         sched.step()
         branches = opt.projection_branches()
         seen.append([branches[p] for p in params if p.ndim > 1])
-    return params, seen, opt
+    return params, seen
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
@@ -88,8 +88,8 @@ def test_compiled_step_fullgraph_no_recompiles_matches_eager(cls, kwargs, foreac
     for the rest, then no recompilation on any later step, while the weights take
     every branch in turn; parameters and branches equal eager (float64, 1e-12)."""
     torch._dynamo.reset()
-    eager, eager_seen, _ = _run(cls, kwargs, foreach, compiled=False)
-    comp, comp_seen, _ = _run(cls, kwargs, foreach, compiled=True)
+    eager, eager_seen = _run(cls, kwargs, foreach, compiled=False)
+    comp, comp_seen = _run(cls, kwargs, foreach, compiled=True)
     for a, b in zip(eager, comp, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     assert comp_seen == eager_seen
