@@ -5,8 +5,12 @@
                           [--report out.json] [--quiet]
     adamp-conformance table [--adapters a,b,...] [--dtype D] [--report out.json]
     adamp-conformance generate           (maintainers: regenerate golden/)
+    adamp-conformance export OUT_DIR [--layout L] [--dtype D] [--case ID]
+    adamp-conformance grade --cases DIR --results DIR [--skip ID] [--report out.json]
 
-``run`` exits 0 iff no supported case fails or errors; 2 if the adapter is unusable.
+``run`` and ``grade`` exit 0 iff no supported case fails or errors; 2 if the adapter
+(``grade``: the cases or results directory) is unusable. See docs/porting.md for
+``export`` and ``grade``.
 """
 
 from __future__ import annotations
@@ -90,6 +94,51 @@ def _cmd_generate(args) -> int:
     return golden_main(["--force"] if args.force else [])
 
 
+def _cmd_export(args) -> int:
+    from adamp_conformance.export import export_cases
+
+    cases = _cases(args)
+    if not cases:
+        print("adamp-conformance: no case matches the selection", file=sys.stderr)
+        return 2
+    out = Path(args.out_dir)
+    export_cases(cases, out, args.layout)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    print(f"exported {len(cases)} cases ({args.layout}) to {out}: {size / 1e6:.2f} MB")
+    return 0
+
+
+def _cmd_grade(args) -> int:
+    from adamp_conformance.export import FormatError
+    from adamp_conformance.grade import grade
+    from adamp_conformance.runner import format_table
+
+    try:
+        report, results = grade(
+            Path(args.cases),
+            Path(args.results),
+            dtypes=args.dtype or None,
+            optimizers=args.optimizer or None,
+            ids=args.case or None,
+            skip=args.skip or (),
+        )
+    except FormatError as exc:
+        print(f"adamp-conformance: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(format_table(results))
+    summary = report["summary"]
+    counts = ", ".join(
+        f"{summary.get(k, 0)} {k}" for k in ("pass", "fail", "error", "unsupported", "skip")
+    )
+    name = report["adapter"]["name"]
+    print(f"{name}: {counts}; deviations: {', '.join(summary['deviations']) or 'none'}")
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=1, default=str) + "\n")
+        print(f"report written to {args.report}")
+    return 0 if summary["passed"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="adamp-conformance", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,10 +165,27 @@ def main(argv: list[str] | None = None) -> int:
     p_table.add_argument("--report", help="write the JSON reports here")
     p_gen = sub.add_parser("generate", help="regenerate the golden files (maintainers)")
     p_gen.add_argument("--force", action="store_true", help="write even if a case is rejected")
+    p_export = sub.add_parser("export", help="write the cases as language-neutral files")
+    p_export.add_argument("out_dir", help="directory to write (created if missing)")
+    p_export.add_argument("--layout", choices=["channels_first", "channels_last"])
+    p_export.set_defaults(layout="channels_first")
+    selection(p_export)
+    p_grade = sub.add_parser("grade", help="grade results written by a port in any language")
+    p_grade.add_argument("--cases", required=True, help="a directory written by export")
+    p_grade.add_argument("--results", required=True, help="the port's results directory")
+    selection(p_grade)
+    p_grade.add_argument("--skip", action="append", help="case id to skip")
+    p_grade.add_argument("--report", help="write the JSON report here")
+    p_grade.add_argument("--quiet", action="store_true", help="only the summary line")
     args = parser.parse_args(argv)
-    handler = {"list": _cmd_list, "run": _cmd_run, "table": _cmd_table, "generate": _cmd_generate}[
-        args.command
-    ]
+    handler = {
+        "list": _cmd_list,
+        "run": _cmd_run,
+        "table": _cmd_table,
+        "generate": _cmd_generate,
+        "export": _cmd_export,
+        "grade": _cmd_grade,
+    }[args.command]
     try:
         return handler(args)
     except BrokenPipeError:  # output piped into e.g. head
