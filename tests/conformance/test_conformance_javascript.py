@@ -1,0 +1,76 @@
+"""The worked JavaScript port (examples/javascript): export, run it on Node, grade it.
+
+The port must pass every case in both layouts; a copy with eps moved inside the
+bias correction must be caught and named. Skipped where `node` is not installed.
+"""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from adamp_conformance.cli import main
+from adamp_conformance.export import SCHEMA_DIR
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "javascript"
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(
+    NODE is None, reason="node is not installed: the JavaScript port example cannot run"
+)
+CORRECT = "numerator / (Math.sqrt(v[k]) / Math.sqrt(bc2) + eps)"
+EPS_INSIDE = "numerator / ((Math.sqrt(v[k]) + eps) / Math.sqrt(bc2))"
+
+
+def _node(port_dir: Path, cases: Path, results: Path, *extra: str) -> None:
+    subprocess.run(
+        [NODE, str(port_dir / "run_cases.js"), str(cases), str(results), *extra],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_javascript_port_passes_every_case(tmp_path, layout):
+    cases, results, report = tmp_path / "cases", tmp_path / "results", tmp_path / "report.json"
+    assert main(["export", str(cases), "--layout", layout]) == 0
+    _node(EXAMPLE, cases, results)
+    assert main(["grade", "--cases", str(cases), "--results", str(results),
+                 "--report", str(report), "--quiet"]) == 0  # fmt: skip
+    data = json.loads(report.read_text())
+    assert data["summary"]["cases"] == data["summary"]["pass"] == 85
+    assert data["adapter"]["name"] == "adamp-js-example"
+    assert data["adapter"]["versions"]["node"]
+    # what the port wrote follows the published schema, state and branches included
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extra")
+    schema = json.loads((SCHEMA_DIR / "result.schema.json").read_text())
+    for path in results.glob("*-f64.json"):
+        doc = json.loads(path.read_text())
+        jsonschema.validate(doc, schema)
+        assert all("branch" in p and p["state"] for p in doc["params"])
+    jsonschema.validate(
+        json.loads((results / "implementation.json").read_text()),
+        json.loads((SCHEMA_DIR / "implementation.schema.json").read_text()),
+    )
+    assert all(c["max_state_err"] is not None for c in data["cases"])
+
+
+def test_broken_javascript_copy_is_caught_and_named(tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(EXAMPLE, broken)
+    source = (broken / "adamp.js").read_text()
+    assert source.count(CORRECT) == 1
+    (broken / "adamp.js").write_text(source.replace(CORRECT, EPS_INSIDE))
+    cases, results, report = tmp_path / "cases", tmp_path / "results", tmp_path / "report.json"
+    assert main(["export", str(cases), "--case", "adamp-eps-placement"]) == 0
+    _node(broken, cases, results, "--case", "adamp-eps-placement")
+    assert main(["grade", "--cases", str(cases), "--results", str(results),
+                 "--report", str(report), "--quiet"]) == 1  # fmt: skip
+    data = json.loads(report.read_text())
+    assert [(c["id"], c["status"], c["first_failing_step"]) for c in data["cases"]] == [
+        ("adamp-eps-placement-f64", "fail", 1),
+        ("adamp-eps-placement-f32", "fail", 1),
+    ]
+    assert data["summary"]["deviations"] == ["eps_inside_bias_correction"]
+    assert data["summary"]["failing_flags"] == ["EPS_PLACEMENT"]
