@@ -266,7 +266,8 @@ def grade(
 ) -> tuple[dict, list[CaseResult]]:
     """Grade every selected exported case; returns (report, results) as ``run`` does.
 
-    Raises FormatError when the cases or the results directory cannot be used at all.
+    Raises FormatError when the cases or the results directory cannot be used at all
+    (no results file for any selected case included).
     """
     cases_dir, results_dir = Path(cases_dir), Path(results_dir)
     index, cases = load_exported(cases_dir)
@@ -274,8 +275,12 @@ def grade(
         raise FormatError(f"{results_dir}: no such results directory")
     implementation = read_implementation(results_dir)
     layout = index["layout"]
+    selected = select_cases(cases, dtypes=dtypes, optimizers=optimizers, ids=ids)
+    if not any((results_dir / f"{golden.id}.json").exists() for golden in selected):
+        # all-skip would pass: a port that wrote nothing must not
+        raise FormatError(f"{results_dir}: no results file for any of the {len(selected)} cases")
     results = []
-    for golden in select_cases(cases, dtypes=dtypes, optimizers=optimizers, ids=ids):
+    for golden in selected:
         if golden.id in skip or golden.case_id in skip:
             results.append(_plain_result(golden, "skip", "in the skip list"))
         else:

@@ -42,20 +42,24 @@ function runCase(spec, blob) {
   });
   const grads = spec.params.map((p) => readArray(blob, p.grads));
   const trace = params.map(() => ({ values: [], state: [], branch: [] }));
-  for (let t = 0; t < spec.steps; t++) {
-    optimizer.step(
-      spec.params.map((p, i) => {
-        const size = params[i].data.length;
-        return p.grad_present[t] ? grads[i].subarray(t * size, (t + 1) * size) : null;
-      }),
-    );
-    params.forEach((p, i) => {
-      trace[i].values.push(p.data.slice());
-      trace[i].state.push(structuredClone(optimizer.state[i]));
-      trace[i].branch.push(optimizer.branches[i]);
-    });
+  try {
+    for (let t = 0; t < spec.steps; t++) {
+      optimizer.step(
+        spec.params.map((p, i) => {
+          const size = params[i].data.length;
+          return p.grad_present[t] ? grads[i].subarray(t * size, (t + 1) * size) : null;
+        }),
+      );
+      params.forEach((p, i) => {
+        trace[i].values.push(p.data.slice());
+        trace[i].state.push(structuredClone(optimizer.state[i]));
+        trace[i].branch.push(optimizer.branches[i]);
+      });
+    }
+  } catch (e) {
+    return { trace, error: `${e.name}: ${e.message}` }; // the steps so far are still graded
   }
-  return trace;
+  return { trace, error: "" };
 }
 
 function resultDocument(spec, trace, error) {
@@ -98,14 +102,7 @@ function main([casesDir, resultsDir, ...rest]) {
   for (const entry of index.cases) {
     const spec = JSON.parse(readFileSync(join(casesDir, entry.file), "utf8"));
     if (wanted.length && !wanted.includes(spec.id) && !wanted.includes(spec.case_id)) continue;
-    let trace = [];
-    let error = "";
-    try {
-      trace = runCase(spec, readFileSync(join(casesDir, spec.data)));
-    } catch (e) {
-      error = `${e.name}: ${e.message}`; // reported per case by the grader
-      trace = spec.params.map(() => ({ values: [], state: [], branch: [] }));
-    }
+    const { trace, error } = runCase(spec, readFileSync(join(casesDir, spec.data)));
     const [doc, data] = resultDocument(spec, trace, error);
     writeFileSync(join(resultsDir, `${spec.id}.json`), JSON.stringify(doc, null, 1));
     writeFileSync(join(resultsDir, doc.data), data);

@@ -303,6 +303,9 @@ def test_grade_cli_exit_codes_and_report(exported, tmp_path, capsys):
     assert "absent: no such results directory" in capsys.readouterr().err
     assert main(["grade", "--cases", str(tmp_path), "--results", str(good)]) == 2
     assert "index.json: no such index file" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--results", str(tmp_path / "empty")]) == 2
+    assert "empty: no results file for any of the 1 cases" in capsys.readouterr().err
 
 
 def test_export_cli(tmp_path, capsys):
