@@ -213,11 +213,7 @@ def _golden_from_document(doc: dict, blob: bytes) -> GoldenCase:
     branches = np.zeros((steps, n), dtype=np.int64)
     for i, spec in enumerate(doc["params"]):
         where = f"{doc['id']}.params[{i}]"
-
-        def back(a):
-            return from_layout(a, layout)
-
-        params0.append(back(read_array(blob, spec["initial"], f"{where}.initial")))
+        params0.append(from_layout(read_array(blob, spec["initial"], f"{where}.initial"), layout))
         g = read_array(blob, spec["grads"], f"{where}.grads")
         p = read_array(blob, spec["expected"]["params"], f"{where}.expected.params")
         st = {
@@ -225,9 +221,9 @@ def _golden_from_document(doc: dict, blob: bytes) -> GoldenCase:
             for key in state_fields(optimizer)
         }
         for t in range(steps):
-            grads[t][i] = back(g[t]) if spec["grad_present"][t] else None
-            expected[t][i] = back(p[t])
-            states[t][i] = {key: back(st[key][t]) for key in st}
+            grads[t][i] = from_layout(g[t], layout) if spec["grad_present"][t] else None
+            expected[t][i] = from_layout(p[t], layout)
+            states[t][i] = {key: from_layout(st[key][t], layout) for key in st}
             if optimizer == "adamp":
                 states[t][i]["step"] = int(spec["expected"]["state"]["step"][t])
             branches[t, i] = int(spec["expected"]["branch"][t])

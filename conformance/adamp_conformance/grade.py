@@ -71,7 +71,31 @@ def _expect(condition: bool, message: str) -> None:
         raise FormatError(message)
 
 
-def _read_param(doc: dict, blob: bytes, i: int, name: str, shape: tuple, optimizer: str):
+def _read_state(doc, blob: bytes, where: str, optimizer: str, values: np.ndarray) -> dict:
+    _expect(isinstance(doc, dict), f"{where} must be an object")
+    allowed = (
+        (*state_fields(optimizer), "step") if optimizer == "adamp" else state_fields(optimizer)
+    )
+    state = {}
+    for key, ref in doc.items():
+        _expect(key in allowed, f"{where}.{key}: {optimizer} state has {', '.join(allowed)}")
+        if key == "step":
+            _expect(
+                isinstance(ref, list) and len(ref) == len(values),
+                f"{where}.step must be a list of {len(values)} integers",
+            )
+            state[key] = [int(s) for s in ref]
+        else:
+            state[key] = read_array(blob, ref, f"{where}.{key}")
+            _expect(
+                state[key].shape == values.shape,
+                f"{where}.{key} must have the shape of values {list(values.shape)}",
+            )
+    return state
+
+
+def _read_param(doc, blob: bytes, i: int, name: str, shape: tuple, optimizer: str):
+    """(values, state or None, branch or None) of ``params[i]``, checked."""
     where = f"params[{i}]"
     _expect(isinstance(doc, dict), f"{where} must be an object")
     _expect(doc.get("name") == name, f"{where}.name must be {name!r}, got {doc.get('name')!r}")
@@ -81,36 +105,15 @@ def _read_param(doc: dict, blob: bytes, i: int, name: str, shape: tuple, optimiz
         f"{where}.values must have shape [steps, {', '.join(map(str, shape))}], "
         f"got {list(values.shape)}",
     )
-    steps = values.shape[0]
     state = None
     if "state" in doc:
-        _expect(isinstance(doc["state"], dict), f"{where}.state must be an object")
-        allowed = (
-            (*state_fields(optimizer), "step") if optimizer == "adamp" else state_fields(optimizer)
-        )
-        state = {}
-        for key, ref in doc["state"].items():
-            _expect(key in allowed, f"{where}.state.{key}: {optimizer} has {', '.join(allowed)}")
-            if key == "step":
-                _expect(
-                    isinstance(ref, list) and len(ref) == steps,
-                    f"{where}.state.step must be a list of {steps} integers",
-                )
-                state[key] = [int(s) for s in ref]
-            else:
-                state[key] = read_array(blob, ref, f"{where}.state.{key}")
-                _expect(
-                    state[key].shape == values.shape,
-                    f"{where}.state.{key} must have the shape of values {list(values.shape)}",
-                )
+        state = _read_state(doc["state"], blob, f"{where}.state", optimizer, values)
     branch = doc.get("branch")
-    if branch is not None:
-        _expect(
-            isinstance(branch, list)
-            and len(branch) == steps
-            and all(b in (0, 1, 2) for b in branch),
-            f"{where}.branch must be a list of {steps} codes 0, 1 or 2",
-        )
+    valid = isinstance(branch, list) and len(branch) == len(values)
+    _expect(
+        branch is None or (valid and all(b in (0, 1, 2) for b in branch)),
+        f"{where}.branch must be a list of {len(values)} codes 0, 1 or 2",
+    )
     return values, state, branch
 
 
@@ -249,6 +252,8 @@ def grade_case(golden: GoldenCase, results_dir: Path, layout: str, implementatio
         rec = read_result(path, golden, layout)
     except FormatError as exc:
         return _plain_result(golden, "error", f"{path.name}: {exc}")
+    except (TypeError, ValueError, KeyError, IndexError) as exc:  # a shape the checks missed
+        return _plain_result(golden, "error", f"{path.name}: {type(exc).__name__}: {exc}")
     if rec.status != "ran":
         return _plain_result(golden, rec.status, rec.reason or f"the port reports {rec.status}")
     return run_case(_replay_adapter(implementation, layout, rec, golden.steps), golden)
