@@ -218,13 +218,13 @@ def _replay_adapter(implementation: dict, layout: str, rec: Recorded, total: int
 
 def _plain_result(golden: GoldenCase, status: str, reason: str) -> CaseResult:
     return CaseResult(
-        golden.id,
-        golden.case_id,
-        golden.optimizer,
-        golden.dtype,
-        list(golden.flags),
-        status,
-        reason,
+        id=golden.id,
+        case_id=golden.case_id,
+        optimizer=golden.optimizer,
+        dtype=golden.dtype,
+        flags=list(golden.flags),
+        status=status,
+        reason=reason,
     )
 
 
@@ -281,6 +281,8 @@ def grade(
     implementation = read_implementation(results_dir)
     layout = index["layout"]
     selected = select_cases(cases, dtypes=dtypes, optimizers=optimizers, ids=ids)
+    if not selected:
+        raise FormatError(f"{cases_dir}: no exported case matches the selection")
     if not any((results_dir / f"{golden.id}.json").exists() for golden in selected):
         # all-skip would pass: a port that wrote nothing must not
         raise FormatError(f"{results_dir}: no results file for any of the {len(selected)} cases")

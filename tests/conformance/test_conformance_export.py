@@ -306,6 +306,9 @@ def test_grade_cli_exit_codes_and_report(exported, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([*base, "--results", str(tmp_path / "empty")]) == 2
     assert "empty: no results file for any of the 1 cases" in capsys.readouterr().err
+    selection = ["--cases", str(exported), "--case", "no-such-case", "--results", str(good)]
+    assert main(["grade", *selection]) == 2
+    assert "no exported case matches the selection" in capsys.readouterr().err
 
 
 def test_export_cli(tmp_path, capsys):
