@@ -1,7 +1,8 @@
 """The worked JavaScript port (examples/javascript): export, run it on Node, grade it.
 
 The port must pass every case in both layouts; a copy with eps moved inside the
-bias correction must be caught and named. Skipped where `node` is not installed.
+bias correction must be caught and named; its rounding to float32/float16/bfloat16
+must equal the reference's bit for bit. Skipped where `node` is not installed.
 """
 
 import json
@@ -9,9 +10,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from adamp_conformance.cli import main
 from adamp_conformance.export import SCHEMA_DIR
+from adamp_conformance.tolerance import round_to
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "javascript"
 NODE = shutil.which("node")
@@ -74,3 +77,53 @@ def test_broken_javascript_copy_is_caught_and_named(tmp_path):
     ]
     assert data["summary"]["deviations"] == ["eps_inside_bias_correction"]
     assert data["summary"]["failing_flags"] == ["EPS_PLACEMENT"]
+
+
+def _midpoints(values: np.ndarray, dtype) -> np.ndarray:
+    """Exact halfway points between consecutive values of ``dtype`` (ties to round)."""
+    low = values[np.abs(values) < np.finfo(dtype).max / 2].astype(dtype)
+    high = np.nextafter(low, dtype(np.inf))
+    return (low.astype(np.float64) + high.astype(np.float64)) / 2
+
+
+def test_javascript_rounding_matches_the_reference(tmp_path):
+    """dtypes.js rounds like the reference, bit for bit, ties and range ends included."""
+    rng = np.random.default_rng(0)
+    magnitudes = np.exp2(rng.uniform(-30, 20, 2000)) * rng.choice([-1.0, 1.0], 2000)
+    bits = magnitudes[1000:1500].astype(np.float32).view(np.uint32)
+    bf16_ties = ((bits & 0xFFFF0000) | 0x8000).view(np.float32).astype(np.float64)
+    values = np.concatenate(
+        [
+            magnitudes,
+            _midpoints(magnitudes[:500], np.float16),
+            _midpoints(magnitudes[500:1000], np.float32),
+            bf16_ties,
+            [0.0, -0.0, 65504.0, 65519.99, 65520.0, 2.0**-24, 2.0**-25, 3 * 2.0**-26, 1e-30],
+            [3e38, 3.4e38, -3.4e38, 1e300],
+        ]
+    )
+    (tmp_path / "in.json").write_text(json.dumps(values.tolist()))
+    script = (
+        f"import {{ rounder }} from {json.dumps((EXAMPLE / 'dtypes.js').as_uri())};"
+        "import { readFileSync } from 'node:fs';"
+        "const xs = JSON.parse(readFileSync(process.argv[1], 'utf8'));"
+        "const out = {};"
+        "for (const d of ['float64', 'float32', 'float16', 'bfloat16'])"
+        "  out[d] = xs.map((x) => { const y = rounder(d)(x);"
+        "    return Number.isFinite(y) ? (Object.is(y, -0) ? '-0' : y) : String(y); });"
+        "console.log(JSON.stringify(out));"
+    )
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", script, str(tmp_path / "in.json")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    got = json.loads(done.stdout)
+    for dtype, rounded in got.items():
+        js = np.array([float(x) for x in rounded])
+        with np.errstate(over="ignore"):
+            want = round_to(values, dtype)
+        assert np.array_equal(js, want), dtype
+        assert np.array_equal(np.signbit(js), np.signbit(want)), dtype
