@@ -71,7 +71,10 @@ class ProjectedOptimizer {
   // grads[i]: a Float64Array, or null when parameter i has no gradient this step.
   step(grads) {
     this.params.forEach((p, i) => {
-      if (grads[i] === null) return; // skipped: its state, step count included, stays as is
+      if (grads[i] === null) {
+        this.branches[i] = Branch.NONE; // skipped: its state, step count included, stays as is
+        return;
+      }
       const hp = this.groups[p.group];
       const { direction, scale, decay, branch } = this.direction(p, grads[i], this.state[i], hp);
       p.data = p.data.map((w, k) => this.round(w * decay - scale * direction[k]));
