@@ -63,9 +63,9 @@ class ArrayWriter:
         self._size = 0
 
     def add(self, array) -> dict:
-        a = np.ascontiguousarray(array, dtype=_F8)
+        a = np.asarray(array, dtype=_F8)  # (ascontiguousarray would make a 0-d array 1-d)
         ref = {"offset": self._size, "shape": list(a.shape)}
-        self._chunks.append(a.tobytes())
+        self._chunks.append(a.tobytes(order="C"))
         self._size += a.nbytes
         return ref
 
