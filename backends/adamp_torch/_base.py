@@ -70,6 +70,17 @@ def check_tensor_free(group: dict[str, Any], keys: tuple[str, ...], names: dict)
                 )
 
 
+def as_floats(group: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Store validated numbers as Python floats (a NumPy 0-d array or scalar, a Python
+    int), the type the update's arithmetic and torch.pow expect; a tensor lr stays."""
+    for key in keys:
+        value = group[key]
+        if isinstance(value, (tuple, list)):
+            group[key] = type(value)(float(v) for v in value)
+        elif not isinstance(value, Tensor):
+            group[key] = float(value)
+
+
 def check_lr(lr: object) -> None:
     """lr is a number or a 0-dim real floating tensor, finite and >= 0."""
     if isinstance(lr, Tensor):

@@ -21,7 +21,13 @@ import torch
 from torch import Tensor
 
 from adamp_core import validate_adamp
-from adamp_torch._base import ProjectedOptimizer, check_lr, check_options, check_tensor_free
+from adamp_torch._base import (
+    ProjectedOptimizer,
+    as_floats,
+    check_lr,
+    check_options,
+    check_tensor_free,
+)
 from adamp_torch._functional import Bucket, adamp_update
 
 __all__ = ["AdamP"]
@@ -102,6 +108,7 @@ class AdamP(ProjectedOptimizer):
             names=_NAMES,
         )
         check_options(group)
+        as_floats(group, ("lr", *_NUMBERS))
 
     def _init_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
         device = p.device if group["capturable"] else "cpu"

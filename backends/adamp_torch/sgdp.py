@@ -22,7 +22,13 @@ from torch import Tensor
 from torch.optim.optimizer import required
 
 from adamp_core import check_bool, validate_sgdp
-from adamp_torch._base import ProjectedOptimizer, check_lr, check_options, check_tensor_free
+from adamp_torch._base import (
+    ProjectedOptimizer,
+    as_floats,
+    check_lr,
+    check_options,
+    check_tensor_free,
+)
 from adamp_torch._functional import Bucket, sgdp_update
 
 __all__ = ["SGDP"]
@@ -101,6 +107,7 @@ class SGDP(ProjectedOptimizer):
         )
         check_bool("project_buffer", group["project_buffer"])
         check_options(group)
+        as_floats(group, ("lr", *_NUMBERS))
 
     def _init_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
         state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
