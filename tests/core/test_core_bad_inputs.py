@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import pytest
 from bad_inputs import ADAMP_ARGS, DTYPE_ROWS, SGDP_ARGS, VALID, cases, dtype_message, message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import adamp_core
 
@@ -71,3 +74,41 @@ def test_complex_gradient_is_not_silently_made_real():
     good = np.ones(3)
     with pytest.raises(ValueError, match="got a gradient of dtype complex128"):
         adamp_core.adamp_step(good, good + 1j, adamp_core.adamp_init(good))
+
+
+# ------------------------------------------------------------- properties
+
+RULE_OF = {">=0": lambda x: x >= 0, ">0": lambda x: x > 0, "[0,1)": lambda x: 0 <= x < 1,
+           "[0,1]": lambda x: 0 <= x <= 1}  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rule=st.sampled_from(sorted(RULE_OF)),
+    value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers()),
+    as_array=st.booleans(),
+)
+def test_a_real_number_is_accepted_exactly_when_finite_and_in_range(rule, value, as_array):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        number = math.inf
+    wrapped = np.array(number) if as_array else value
+    if math.isfinite(number) and RULE_OF[rule](number):
+        assert adamp_core.check_in_range("x", wrapped, rule) == number
+    else:
+        with pytest.raises(ValueError, match=r"^x must be a finite number .*, got [^ ]+"):
+            adamp_core.check_in_range("x", wrapped, rule)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    value=st.one_of(
+        st.text(), st.none(), st.booleans(), st.complex_numbers(), st.lists(st.floats())
+    )
+)
+def test_a_non_number_is_refused_with_its_type(value):
+    expected = f"x must be a finite number >= 0, got {value!r}"[:40]
+    with pytest.raises(ValueError, match=re.escape(expected)) as error:
+        adamp_core.check_in_range("x", value, ">=0")
+    assert str(error.value).endswith(f" of type {type(value).__name__}")
