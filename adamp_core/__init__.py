@@ -19,7 +19,13 @@ from adamp_core.projection import (
     view_rows,
 )
 from adamp_core.sgdp import SGDPState, sgdp_init, sgdp_step
-from adamp_core.validation import check_bool, check_in_range, validate_adamp, validate_sgdp
+from adamp_core.validation import (
+    check_bool,
+    check_in_range,
+    check_param_dtype,
+    validate_adamp,
+    validate_sgdp,
+)
 
 __version__ = "0.1.0"
 
@@ -36,6 +42,7 @@ __all__ = [
     "channel_rows",
     "check_bool",
     "check_in_range",
+    "check_param_dtype",
     "cosine_similarity",
     "projection",
     "remove_radial",

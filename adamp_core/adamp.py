@@ -29,7 +29,7 @@ import numpy as np
 
 from adamp_core._exact import power
 from adamp_core.projection import Branch, projection
-from adamp_core.validation import validate_adamp
+from adamp_core.validation import check_param_dtype, validate_adamp
 
 __all__ = ["AdamPState", "StepResult", "adam_direction", "adamp_init", "adamp_step"]
 
@@ -54,7 +54,13 @@ class StepResult(NamedTuple):
     branch: Branch
 
 
-def as_float64(x) -> np.ndarray:
+def as_float64(x, who: str, what: str = "a parameter") -> np.ndarray:
+    """``x`` copied to float64, after refusing a dtype the algorithm does not define.
+
+    Without the check NumPy would drop a complex value's imaginary part (with
+    only a ComplexWarning) and let an integer parameter take fractional steps.
+    """
+    check_param_dtype(who, np.asarray(x).dtype, what)
     return np.array(x, dtype=np.float64, copy=True)
 
 
@@ -65,6 +71,7 @@ def check_same_shape(param: np.ndarray, grad: np.ndarray) -> None:
 
 def adamp_init(param) -> AdamPState:
     """Zero moments and a step count of 0 for ``param``."""
+    check_param_dtype("adamp_init", np.asarray(param).dtype)
     zeros = np.zeros(np.shape(param), dtype=np.float64)
     return AdamPState(step=0, exp_avg=zeros, exp_avg_sq=zeros.copy())
 
@@ -116,10 +123,14 @@ def adamp_step(
         wd_ratio=wd_ratio,
         nesterov=nesterov,
     )
-    param = as_float64(param)
+    # validated real numbers; as Python floats, since _exact.power needs exact ones
+    lr, beta1, beta2, eps, weight_decay, delta, wd_ratio = map(
+        float, (lr, beta1, beta2, eps, weight_decay, delta, wd_ratio)
+    )
+    param = as_float64(param, "adamp_step")
     if grad is None:
         return StepResult(param, state, np.zeros_like(param), 0.0, 1.0, 1.0, Branch.NONE)
-    grad = as_float64(grad)
+    grad = as_float64(grad, "adamp_step", "a gradient")
     check_same_shape(param, grad)
     step = state.step + 1
     exp_avg = beta1 * state.exp_avg + (1.0 - beta1) * grad

@@ -29,7 +29,7 @@ import numpy as np
 
 from adamp_core.adamp import StepResult, as_float64, check_same_shape
 from adamp_core.projection import Branch, projection
-from adamp_core.validation import check_bool, validate_sgdp
+from adamp_core.validation import check_bool, check_param_dtype, validate_sgdp
 
 __all__ = ["SGDPState", "sgdp_init", "sgdp_step"]
 
@@ -42,6 +42,7 @@ class SGDPState(NamedTuple):
 
 def sgdp_init(param) -> SGDPState:
     """A zero momentum buffer for ``param``."""
+    check_param_dtype("sgdp_init", np.asarray(param).dtype)
     return SGDPState(momentum_buffer=np.zeros(np.shape(param), dtype=np.float64))
 
 
@@ -76,10 +77,13 @@ def sgdp_step(
         nesterov=nesterov,
     )
     check_bool("project_buffer", project_buffer)
-    param = as_float64(param)
+    lr, momentum, dampening, eps, weight_decay, delta, wd_ratio = map(
+        float, (lr, momentum, dampening, eps, weight_decay, delta, wd_ratio)
+    )  # validated real numbers, as Python floats
+    param = as_float64(param, "sgdp_step")
     if grad is None:
         return StepResult(param, state, np.zeros_like(param), 0.0, 1.0, 1.0, Branch.NONE)
-    grad = as_float64(grad)
+    grad = as_float64(grad, "sgdp_step", "a gradient")
     check_same_shape(param, grad)
     buffer = momentum * state.momentum_buffer + (1.0 - dampening) * grad
     direction = grad + momentum * buffer if nesterov else buffer

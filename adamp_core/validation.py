@@ -3,21 +3,34 @@
 Each backend passes its own argument names (``lr`` or ``learning_rate``,
 ``betas[0]`` or ``beta_1`` or ``b1``) so the message names what the user typed,
 while the ranges and the wording live here once. Every failure is a
-``ValueError`` of the form ``"<name> must be <rule>, got <value!r>"``.
+``ValueError``: ``"<name> must be <rule>, got <value!r>"`` for a number out of
+range (NaN and infinities included), and ``"<name> must be <rule>, got <value!r>
+of type <type>"`` for a value that is not a real number at all (a string, a
+sequence, None, a bool, a complex number, a Fraction, an array of more than one
+element).
 
-Values that are not plain numbers (tensors, schedules, callables) are the
-backend's business: it calls ``check_*`` on the Python numbers it has.
+Accepted numbers: Python ``int`` and ``float``, NumPy integer and floating
+scalars, and concrete 0-d real arrays of any framework (anything with
+``shape == ()``, a real dtype and ``__float__``), checked by their value.
+Schedules, callables and traced values are the backend's business: it decides
+which arguments may be one and calls ``check_*`` on the rest.
+
+:func:`check_param_dtype` gives every backend the same refusal of parameters
+the algorithm does not define (complex, integer, bool).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
+import re
 from collections.abc import Mapping
+
+import numpy as np
 
 __all__ = [
     "check_bool",
     "check_in_range",
+    "check_param_dtype",
     "validate_adamp",
     "validate_sgdp",
 ]
@@ -31,17 +44,76 @@ _RULES = {
 }
 
 
+# dtype names (NumPy, JAX, Keras, ``torch.<name>``) of real numbers and of floating point
+_REAL_DTYPE = re.compile(r"(b?float|u?int)\d*\w*")
+_FLOAT_DTYPE = re.compile(r"b?float\d*\w*")
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut in the middle when longer than ``limit`` (10**400 has 401 digits)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
+def _real_value(value: object) -> float | None:
+    """``value`` as a float if it is a real number (possibly inf/NaN), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float range: not a finite number
+            return math.inf
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is None or tuple(shape) != () or not _REAL_DTYPE.fullmatch(dtype_name(dtype)):
+        return None
+    try:
+        return float(value)  # a concrete 0-d array or tensor
+    except (TypeError, ValueError):  # a symbolic or traced one
+        return None
+
+
+def dtype_name(dtype: object) -> str:
+    """``"float32"`` for NumPy, JAX, TensorFlow, Keras and torch dtypes alike."""
+    return str(getattr(dtype, "name", dtype)).removeprefix("torch.")
+
+
 def check_in_range(name: str, value: object, rule: str) -> float:
     """Return ``value`` as a float, or raise ValueError naming ``name`` and the rule.
 
-    ``rule`` is one of ``">=0"``, ``">0"``, ``"[0,1)"``, ``"[0,1]"``. Booleans,
-    strings, NaN and infinities are rejected.
+    ``rule`` is one of ``">=0"``, ``">0"``, ``"[0,1)"``, ``"[0,1]"``. See the
+    module docstring for the values accepted; NaN and infinities are rejected.
     """
     test, wording = _RULES[rule]
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_number or not math.isfinite(float(value)) or not test(float(value)):
-        raise ValueError(f"{name} must be {wording}, got {value!r}")
-    return float(value)
+    number = _real_value(value)
+    if number is None:
+        kind = type(value).__name__
+        raise ValueError(f"{name} must be {wording}, got {short_repr(value)} of type {kind}")
+    if not math.isfinite(number) or not test(number):
+        raise ValueError(f"{name} must be {wording}, got {short_repr(value)}")
+    return number
+
+
+def check_param_dtype(who: str, dtype: object, what: str = "a parameter") -> None:
+    """Refuse a parameter whose dtype is not real floating point, naming it.
+
+    AdamP and SGDP are defined for real parameters: for complex ones the
+    second moment and the cosine need |g|² and Re<w, g>, which no backend
+    computes; integer and bool parameters cannot take a fractional step.
+    ``dtype`` is any framework's dtype (its ``str`` is used); ``what`` names
+    the parameter (a tree path or a variable name) when the backend knows it.
+    """
+    name = dtype_name(dtype)
+    if not _FLOAT_DTYPE.fullmatch(name):
+        raise ValueError(
+            f"{who} supports real floating-point parameters only, got {what} of dtype "
+            f"{name}; leave it out of the optimizer (for a complex parameter, optimise a "
+            "real view of it)"
+        )
 
 
 def check_bool(name: str, value: object) -> bool:

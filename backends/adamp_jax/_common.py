@@ -1,7 +1,11 @@
 """Helpers shared by ``scale_by_adamp`` and ``scale_by_sgdp``.
 
-- hyperparameter validation through ``adamp_core`` (only for Python numbers:
-  arrays and tracers from ``optax.inject_hyperparams`` and schedules pass);
+- hyperparameter validation through ``adamp_core``: numbers and concrete
+  scalar arrays are range-checked, schedules pass where optax accepts them
+  (``learning_rate``, ``weight_decay``), tracers (``optax.inject_hyperparams``
+  under ``jit``) pass, anything else (strings, sequences, None) is refused;
+- refusing parameters of a dtype the algorithm does not define (at ``init``)
+  and ``None`` gradient leaves (at ``update``), naming the leaf;
 - resolving the per-leaf channel axis and weight-decay mask;
 - the compute dtype of a leaf (at least float32, so bfloat16 reductions are
   accumulated in float32).
@@ -17,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamp_core import validate_adamp, validate_sgdp
+from adamp_core import check_param_dtype, validate_adamp, validate_sgdp
 
 __all__ = [
     "ChannelAxis",
-    "as_python_number",
+    "check_leaf_dtypes",
     "compute_dtype",
     "leaf_axes",
     "leaf_masks",
@@ -34,7 +38,7 @@ __all__ = [
 ChannelAxis = Any
 
 # A value that passes every rule of adamp_core.validation, used for the
-# arguments that are arrays or schedules (not checked here).
+# arguments that are tracers or schedules (not checked here).
 _ALWAYS_VALID = {
     "lr": 0.0,
     "beta1": 0.0,
@@ -49,34 +53,62 @@ _ALWAYS_VALID = {
 }
 
 
-def as_python_number(value: object) -> bool:
-    """True for a Python or NumPy real scalar (including bool): a value we validate."""
-    return isinstance(value, (numbers.Real, np.bool_))
+# Arguments optax types as ScalarOrSchedule: a callable of the step count is allowed.
+_SCHEDULABLE = ("lr", "weight_decay")
+
+
+def _unchecked(key: str, value: object) -> bool:
+    """A traced value (its number is unknown here) or a schedule where one is allowed."""
+    if isinstance(value, jax.core.Tracer):
+        return True
+    is_schedule = callable(value) and not isinstance(value, (jax.Array, np.ndarray))
+    return key in _SCHEDULABLE and is_schedule
 
 
 def validate(kind: str, values: Mapping[str, object], names: Mapping[str, str]) -> None:
-    """Run ``adamp_core.validate_<kind>`` on the Python-number values given.
+    """Run ``adamp_core.validate_<kind>`` on the values given.
 
-    Missing keys and non-numbers (arrays, tracers, schedules) get a valid
-    stand-in: optax checks no traced value either. ``nesterov`` is always
-    checked, since it selects code at trace time and must be a bool.
+    Missing keys, tracers and schedules get a valid stand-in: optax checks no
+    traced value either. Everything else must be a number or a concrete scalar
+    array in range, so a string, a tuple (``adamp(1e-3, (0.9, 0.999))``,
+    torch's positional betas) or None is refused here and not in ``update``.
     """
     keys = ("lr", "eps", "weight_decay", "delta", "wd_ratio", "nesterov")
     keys += ("beta1", "beta2") if kind == "adamp" else ("momentum", "dampening")
     checked = {k: _ALWAYS_VALID[k] for k in keys}
     for key, value in values.items():
-        if key == "nesterov" or as_python_number(value):
+        if key == "nesterov" or not _unchecked(key, value):
             checked[key] = value
     validator = validate_adamp if kind == "adamp" else validate_sgdp
     validator(**checked, names=names)
 
 
-def require_params(params, who: str) -> None:
+def _where(path) -> str:
+    return f"the leaf {jax.tree_util.keystr(path)}" if path else "the parameter"
+
+
+def check_leaf_dtypes(params, who: str) -> None:
+    """Refuse complex, integer and bool leaves at ``init``, naming the first one."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        check_param_dtype(who, jnp.result_type(leaf), _where(path))
+
+
+def require_params(params, who: str, updates=None) -> None:
+    """``update`` needs params, and a gradient array for every parameter leaf."""
     if params is None:
         raise ValueError(
             f"{who}.update needs the current parameters: the projection and the weight "
             "decay use them. Call update(updates, state, params)."
         )
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    grads = treedef.flatten_up_to(updates) if updates is not None else []
+    for (path, _), grad in zip(paths_leaves, grads, strict=False):
+        if grad is None:
+            raise ValueError(
+                f"{who}.update got None as the gradient of {_where(path)}: pass an array "
+                "for every parameter, or leave the parameter out of the optimizer with "
+                "optax.masked or optax.multi_transform"
+            )
 
 
 def compute_dtype(dtype) -> jnp.dtype:

@@ -30,6 +30,7 @@ from optax._src import base, numerics, utils
 
 from adamp_jax._common import (
     ChannelAxis,
+    check_leaf_dtypes,
     compute_dtype,
     leaf_axes,
     leaf_masks,
@@ -114,6 +115,7 @@ def scale_by_adamp(
     mu_dtype = utils.canonicalize_dtype(mu_dtype)
 
     def init_fn(params):
+        check_leaf_dtypes(params, "scale_by_adamp")
         return ScaleByAdamPState(
             count=jnp.zeros([], jnp.int32),
             mu=otu.zeros_like(params, dtype=mu_dtype),
@@ -122,7 +124,7 @@ def scale_by_adamp(
         )
 
     def update_fn(updates, state, params=None):
-        require_params(params, "scale_by_adamp")
+        require_params(params, "scale_by_adamp", updates)
         leaves, treedef = jax.tree.flatten(params)
         grads = treedef.flatten_up_to(updates)
         mus = treedef.flatten_up_to(state.mu)

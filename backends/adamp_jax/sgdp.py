@@ -31,6 +31,7 @@ from optax._src import base, numerics, utils
 from adamp_core import check_bool
 from adamp_jax._common import (
     ChannelAxis,
+    check_leaf_dtypes,
     compute_dtype,
     leaf_axes,
     leaf_masks,
@@ -112,6 +113,7 @@ def scale_by_sgdp(
     keep_projected = project_buffer and not nesterov
 
     def init_fn(params):
+        check_leaf_dtypes(params, "scale_by_sgdp")
         return ScaleBySGDPState(
             count=jnp.zeros([], jnp.int32),
             trace=otu.zeros_like(params, dtype=accumulator_dtype),
@@ -119,7 +121,7 @@ def scale_by_sgdp(
         )
 
     def update_fn(updates, state, params=None):
-        require_params(params, "scale_by_sgdp")
+        require_params(params, "scale_by_sgdp", updates)
         leaves, treedef = jax.tree.flatten(params)
         grads = treedef.flatten_up_to(updates)
         traces = treedef.flatten_up_to(state.trace)

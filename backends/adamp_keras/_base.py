@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 import keras
 from keras import ops
 
-from adamp_core import Branch, check_in_range
+from adamp_core import Branch, check_in_range, check_param_dtype
 from adamp_keras._projection import Projected, project
 
 __all__ = ["ChannelAxis", "ProjectedOptimizer"]
@@ -99,13 +99,22 @@ def _check_channel_axis(spec) -> None:
                 )
 
 
+def is_schedule(learning_rate) -> bool:
+    """A LearningRateSchedule or a callable: Keras evaluates it each step."""
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        return True
+    return callable(learning_rate) and not hasattr(learning_rate, "shape")
+
+
 def learning_rate_for_validation(learning_rate):
-    """The number to range-check, or None for a schedule / callable / tensor."""
-    if isinstance(learning_rate, bool):
-        return learning_rate
-    if isinstance(learning_rate, (int, float)):
-        return learning_rate
-    return None
+    """The value to range-check: 0.0 (always valid) for a schedule; a Keras variable's
+    value; else the value itself, so that a string, a sequence or None is refused with
+    the argument's name."""
+    if is_schedule(learning_rate):
+        return 0.0
+    if isinstance(learning_rate, keras.Variable):
+        return ops.convert_to_numpy(learning_rate.value)
+    return learning_rate
 
 
 class ProjectedOptimizer(keras.optimizers.Optimizer):
@@ -113,8 +122,8 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
 
     def __init__(self, *, learning_rate, channel_axis: ChannelAxis, delta, wd_ratio, epsilon,
                  weight_decay, **kwargs):  # fmt: skip
-        if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
-            learning_rate = float(learning_rate)
+        if not is_schedule(learning_rate):  # Keras takes a Python float only
+            learning_rate = float(learning_rate_for_validation(learning_rate))
         if weight_decay is not None:
             weight_decay = check_in_range("weight_decay", weight_decay, ">=0")
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
@@ -131,6 +140,8 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
     def build(self, variables):
         if self.built:
             return
+        for v in variables:  # before any state is created for them
+            check_param_dtype(type(self).__name__, v.dtype, f"the variable {v.path!r}")
         super().build(variables)
         self._channel_axes = [_resolve_axis(self.channel_axis, v) for v in variables]
         self._branches = [

@@ -79,7 +79,7 @@ class AdamP(ProjectedOptimizer):
         **kwargs,
     ):
         validate_adamp(
-            lr=learning_rate_for_validation(learning_rate) or 0.0,
+            lr=learning_rate_for_validation(learning_rate),
             beta1=beta_1,
             beta2=beta_2,
             eps=epsilon,

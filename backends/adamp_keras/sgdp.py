@@ -74,7 +74,7 @@ class SGDP(ProjectedOptimizer):
         **kwargs,
     ):
         validate_sgdp(
-            lr=learning_rate_for_validation(learning_rate) or 0.0,
+            lr=learning_rate_for_validation(learning_rate),
             momentum=momentum,
             dampening=dampening,
             eps=epsilon,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -10,7 +12,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.optimizer import required
 
-from adamp_core import Branch, check_bool, check_in_range
+from adamp_core import Branch, check_bool, check_in_range, check_param_dtype
 from adamp_torch._functional import Bucket
 
 try:
@@ -42,6 +44,43 @@ def shard_groups(p: Tensor, name: str) -> tuple:
     return tuple(groups)
 
 
+FLAT_PARAM_WARNING = (
+    "{name} was given an FSDP FlatParameter (FullyShardedDataParallel with "
+    "use_orig_params=False, its default): it sees every wrapped layer as one 1-D tensor, "
+    "so the projection never fires and {name} behaves like {fallback}. Wrap the model with "
+    "use_orig_params=True, or use FSDP2 (torch.distributed.fsdp.fully_shard)."
+)
+
+
+def is_flat_param(p: Tensor) -> bool:
+    """True for an FSDP1 FlatParameter (several parameters flattened into one 1-D tensor)."""
+    return bool(getattr(p, "_is_flat_param", False))
+
+
+def check_tensor_free(group: dict[str, Any], keys: tuple[str, ...], names: dict) -> None:
+    """Only lr may be a tensor: the other hyperparameters enter Python arithmetic."""
+    for key in keys:
+        values = group[key] if isinstance(group[key], (tuple, list)) else (group[key],)
+        for i, value in enumerate(values):
+            if isinstance(value, Tensor):
+                name = names.get((key, i), key)
+                raise ValueError(
+                    f"{name} must be a Python float, not a tensor (only lr may be a "
+                    f"tensor), got {value!r}"
+                )
+
+
+def as_floats(group: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Store validated numbers as Python floats (a NumPy 0-d array or scalar, a Python
+    int), the type the update's arithmetic and torch.pow expect; a tensor lr stays."""
+    for key in keys:
+        value = group[key]
+        if isinstance(value, (tuple, list)):
+            group[key] = type(value)(float(v) for v in value)
+        elif not isinstance(value, Tensor):
+            group[key] = float(value)
+
+
 def check_lr(lr: object) -> None:
     """lr is a number or a 0-dim real floating tensor, finite and >= 0."""
     if isinstance(lr, Tensor):
@@ -64,13 +103,17 @@ class ProjectedOptimizer(Optimizer):
 
     _state_keys: tuple[str, ...] = ()
 
+    _fallback = "AdamW"  # what the optimizer is without the projection, for warnings
+
     def __init__(self, params, defaults: dict[str, Any]) -> None:
+        self._cache = BoundedCache()
+        self._warned_flat = False
         super().__init__(params, defaults)
-        self._cache: dict = {}
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        self._cache = {}
+        self._cache = BoundedCache()
+        self._warned_flat = False
         for group in self.param_groups:
             for key, value in self._extra_defaults().items():
                 group.setdefault(key, value)
@@ -100,14 +143,19 @@ class ProjectedOptimizer(Optimizer):
         try:
             self._validate(group)
             for p in group["params"]:
-                if torch.is_complex(p):
-                    raise ValueError(
-                        f"{type(self).__name__} does not support complex parameters, got one "
-                        f"of dtype {p.dtype}; optimise torch.view_as_real(param) instead"
-                    )
+                check_param_dtype(type(self).__name__, p.dtype)
         except (ValueError, NotImplementedError):
             self.param_groups.pop()
             raise
+        self._warn_flat_params(group)
+
+    def _warn_flat_params(self, group: dict[str, Any]) -> None:
+        """Warn once per optimizer: a FlatParameter silently turns the projection off."""
+        if not self._warned_flat and any(is_flat_param(p) for p in group["params"]):
+            self._warned_flat = True
+            name = type(self).__name__
+            message = FLAT_PARAM_WARNING.format(name=name, fallback=self._fallback)
+            warnings.warn(message, UserWarning, stacklevel=3)
 
     def _validate(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -157,8 +205,10 @@ class ProjectedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_dense_gradients()
-        for group in self.param_groups:
-            for bucket in self._buckets(group):
+        buckets = [(group, self._buckets(group)) for group in self.param_groups]
+        self._cache.fit(sum(len(b) for _, b in buckets))
+        for group, group_buckets in buckets:
+            for bucket in group_buckets:
                 self._update(bucket, group, _use_foreach(group["foreach"], bucket.params[0]))
         return loss
 
@@ -183,6 +233,57 @@ class ProjectedOptimizer(Optimizer):
                 code = self.state[p].get("projection") if p in self.state else None
                 result[p] = Branch.NONE if code is None else Branch(int(code))
         return result
+
+
+class BoundedCache:
+    """The optimizer's reusable tensors, least recently used first out.
+
+    The update keeps a few tensors between steps, keyed by what they depend on:
+    a scratch buffer per (device, dtype), and per bucket the row-to-tensor
+    index and the projection thresholds, keyed by the bucket's shapes. When the
+    set of parameters with a gradient changes from step to step, new keys keep
+    appearing; the oldest entries are dropped once there are more than
+    ``capacity`` (a rebuilt entry costs one small host-to-device copy).
+    :meth:`fit` sizes the capacity to the number of buckets of the current
+    step, so a stable model never evicts what it uses.
+    """
+
+    ENTRIES_PER_BUCKET = 3  # index, thresholds and a share of the scratch buffers
+    MIN_CAPACITY = 16
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict = OrderedDict()
+        self.capacity = self.MIN_CAPACITY
+
+    def fit(self, n_buckets: int) -> None:
+        """Room for ``n_buckets`` buckets' entries (and never less than MIN_CAPACITY)."""
+        self.capacity = max(self.MIN_CAPACITY, self.ENTRIES_PER_BUCKET * n_buckets)
+        self._evict()
+
+    def _evict(self) -> None:
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def __contains__(self, key) -> bool:
+        return key in self._entries
+
+    def __getitem__(self, key):
+        self._entries.move_to_end(key)
+        return self._entries[key]
+
+    def get(self, key, default=None):
+        return self[key] if key in self._entries else default
+
+    def __setitem__(self, key, value) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        self._evict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def values(self):
+        return self._entries.values()
 
 
 def _use_foreach(foreach: bool | None, like: Tensor) -> bool:

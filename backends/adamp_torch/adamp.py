@@ -21,12 +21,20 @@ import torch
 from torch import Tensor
 
 from adamp_core import validate_adamp
-from adamp_torch._base import ProjectedOptimizer, check_lr, check_options
+from adamp_torch._base import (
+    ProjectedOptimizer,
+    as_floats,
+    check_lr,
+    check_options,
+    check_tensor_free,
+)
 from adamp_torch._functional import Bucket, adamp_update
 
 __all__ = ["AdamP"]
 
 _NAMES = {"beta1": "betas[0]", "beta2": "betas[1]"}
+_NUMBERS = ("betas", "eps", "weight_decay", "delta", "wd_ratio")
+_TENSOR_NAMES = {("betas", 0): "betas[0]", ("betas", 1): "betas[1]"}
 
 
 class AdamP(ProjectedOptimizer):
@@ -86,6 +94,7 @@ class AdamP(ProjectedOptimizer):
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        check_tensor_free(group, _NUMBERS, _TENSOR_NAMES)
         check_lr(group["lr"])
         validate_adamp(
             lr=0.0,
@@ -99,6 +108,7 @@ class AdamP(ProjectedOptimizer):
             names=_NAMES,
         )
         check_options(group)
+        as_floats(group, ("lr", *_NUMBERS))
 
     def _init_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
         device = p.device if group["capturable"] else "cpu"

@@ -22,10 +22,18 @@ from torch import Tensor
 from torch.optim.optimizer import required
 
 from adamp_core import check_bool, validate_sgdp
-from adamp_torch._base import ProjectedOptimizer, check_lr, check_options
+from adamp_torch._base import (
+    ProjectedOptimizer,
+    as_floats,
+    check_lr,
+    check_options,
+    check_tensor_free,
+)
 from adamp_torch._functional import Bucket, sgdp_update
 
 __all__ = ["SGDP"]
+
+_NUMBERS = ("momentum", "dampening", "weight_decay", "eps", "delta", "wd_ratio")
 
 
 class SGDP(ProjectedOptimizer):
@@ -46,6 +54,7 @@ class SGDP(ProjectedOptimizer):
     """
 
     _state_keys = ("momentum_buffer",)
+    _fallback = "SGD with decoupled weight decay"
 
     def __init__(
         self,
@@ -84,6 +93,7 @@ class SGDP(ProjectedOptimizer):
         return {**super()._extra_defaults(), "project_buffer": True}
 
     def _validate(self, group: dict[str, Any]) -> None:
+        check_tensor_free(group, _NUMBERS, {})
         check_lr(group["lr"])
         validate_sgdp(
             lr=0.0,
@@ -97,6 +107,7 @@ class SGDP(ProjectedOptimizer):
         )
         check_bool("project_buffer", group["project_buffer"])
         check_options(group)
+        as_floats(group, ("lr", *_NUMBERS))
 
     def _init_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
         state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)

@@ -112,13 +112,6 @@ def test_bad_param_group_is_rejected_and_not_added():
     assert len(opt.param_groups) == 1
 
 
-def test_complex_parameters_are_rejected():
-    z = torch.nn.Parameter(torch.zeros(3, 2, dtype=torch.complex64))
-    for make in (lambda: adamp_torch.AdamP([z]), lambda: adamp_torch.SGDP([z], lr=0.1)):
-        with pytest.raises(ValueError, match="does not support complex parameters"):
-            make()
-
-
 def _coo_embedding():
     emb = torch.nn.Embedding(5, 4, sparse=True)
     emb(torch.tensor([1, 2])).sum().backward()
