@@ -140,11 +140,28 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def as_float(value):
+    """A numeric hyperparameter as a Python float (booleans stay booleans).
+
+    Case files store binary fractions such as ``2**20`` as JSON integers;
+    frameworks such as Keras reject an integer learning rate.
+    """
+    if isinstance(value, (int, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def translate(hp: dict, rename: dict | None = None, fixed: dict | None = None) -> dict:
-    """Canonical hyperparameters -> framework keyword arguments."""
+    """Canonical hyperparameters -> framework keyword arguments, every number a float.
+
+    ``rename`` maps a canonical name to an argument name, to ``(name, index)``
+    (a tuple argument) or to None (not passed); unlisted names pass unchanged.
+    Keys in ``fixed`` are never passed.
+    """
     rename = rename or {}
     out: dict = {}
     for key, value in hp.items():
+        value = as_float(value)
         if fixed and key in fixed:
             continue
         target = rename.get(key, key)
@@ -247,7 +264,7 @@ def torch_adapter(
     ``torch.channels_last`` memory format (same values, other strides).
     """
     classes = {k: v for k, v in (("adamp", adamp), ("sgdp", sgdp)) if v is not None}
-    rename = TORCH_RENAME if rename is None else rename
+    rename = {**TORCH_RENAME, **(rename or {})}
     fixed = dict(fixed or {})
     extra = dict(extra or {})
     base = _TorchBranchStepper if branches else _TorchStepper
@@ -345,7 +362,7 @@ def optax_adapter(
     enables the branch check. Float64 cases run under ``jax.enable_x64``.
     """
     makers = {k: v for k, v in (("adamp", adamp), ("sgdp", sgdp)) if v is not None}
-    rename = OPTAX_RENAME if rename is None else rename
+    rename = {**OPTAX_RENAME, **(rename or {})}
     fixed = dict(fixed or {})
     extra = dict(extra or {})
 
@@ -396,8 +413,6 @@ class _KerasStepper:
         self.opts = []
         for hp in problem.groups:
             kwargs = translate(hp, rename, fixed)
-            if kwargs.get("weight_decay") == 0.0:
-                kwargs["weight_decay"] = None
             self.opts.append(cls(**kwargs, **extra))
         for opt, idx in zip(self.opts, self.members, strict=True):
             opt.build([self.vars[i] for i in idx])
@@ -447,7 +462,7 @@ def keras_adapter(
     ``branches=True`` reads ``optimizer.projection_branches()`` keyed by variable path.
     """
     classes = {k: v for k, v in (("adamp", adamp), ("sgdp", sgdp)) if v is not None}
-    rename = KERAS_RENAME if rename is None else rename
+    rename = {**KERAS_RENAME, **(rename or {})}
     fixed = dict(fixed or {})
     extra = dict(extra or {})
     base = _KerasBranchStepper if branches else _KerasStepper
