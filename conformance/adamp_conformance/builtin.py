@@ -34,7 +34,14 @@ from adamp_conformance.adapters import (
 )
 from adamp_conformance.tolerance import DTYPES
 
-__all__ = ["BUILTIN", "THIRD_PARTY", "Unavailable", "get_adapter", "reference_adapter"]
+__all__ = [
+    "BUILTIN",
+    "THIRD_PARTY",
+    "Unavailable",
+    "availability",
+    "get_adapter",
+    "reference_adapter",
+]
 
 THIRD_PARTY = ("adamp", "timm", "pytorch_optimizer", "torch_optimizer")
 _CORE_KEYS = {
@@ -323,12 +330,63 @@ def get_adapter(spec: str | Adapter) -> Adapter:
         except ImportError as exc:
             raise Unavailable(f"adapter {spec!r} is not usable here: {exc}") from exc
     if ":" in spec:
-        from adamp_conformance.adapters import load_object
-
-        obj = load_object(spec)
-        adapter = obj if isinstance(obj, Adapter) else obj()
-        if not isinstance(adapter, Adapter):
-            raise TypeError(f"{spec} is not an Adapter nor a function returning one")
-        return adapter
+        return _load_adapter(spec)
     known = ", ".join(BUILTIN)
     raise ValueError(f"adapter must be one of {known} or module:attribute, got {spec!r}")
+
+
+def _load_adapter(spec: str) -> Adapter:
+    """``module:attribute`` -> Adapter; any failure is a ValueError naming the spec."""
+    from adamp_conformance.adapters import load_object
+
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"adapter {spec!r}: expected module:attribute")
+    try:
+        obj = load_object(spec)
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"adapter {spec!r}: cannot import {exc.name!r}") from exc
+    except AttributeError:
+        raise ValueError(f"adapter {spec!r}: module {module!r} has no attribute {attr!r}") from None
+    except Exception as exc:  # the module itself fails to import
+        raise ValueError(f"adapter {spec!r}: importing {module!r} raised {exc!r}") from exc
+    if isinstance(obj, Adapter):
+        return obj
+    if not callable(obj):
+        raise ValueError(
+            f"adapter {spec!r} is a {type(obj).__name__}, not an Adapter nor a function "
+            "returning one"
+        )
+    try:
+        adapter = obj()
+    except Unavailable:
+        raise
+    except Exception as exc:
+        raise ValueError(f"adapter {spec!r}: calling it raised {exc!r}") from exc
+    if not isinstance(adapter, Adapter):
+        raise ValueError(f"adapter {spec!r} returned a {type(adapter).__name__}, not an Adapter")
+    return adapter
+
+
+_KERAS_BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def availability(name: str) -> str | None:
+    """None if the built-in adapter ``name`` is usable here, else why not.
+
+    ``adamp_keras-<backend>`` is checked by its packages only (``run`` picks the
+    backend before Keras is imported); every other one is built.
+    """
+    prefix = "adamp_keras-"
+    if name.startswith(prefix):
+        missing = [
+            m
+            for m in ("keras", "adamp_keras", _KERAS_BACKEND_MODULE[name[len(prefix) :]])
+            if importlib.util.find_spec(m) is None
+        ]
+        return f"not installed: {', '.join(missing)}" if missing else None
+    try:
+        get_adapter(name)
+    except Exception as exc:  # whatever keeps it from being built is the reason
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None

@@ -610,7 +610,11 @@ CASES: tuple[Case, ...] = (
         "cosine fires from step 3 while the first moment and the update still carry the "
         "aligned steps.",
         (Flag.COS_OPERAND,),
-        (P("conv", CONV, grad="late_orth"), P("dense", DENSE, grad="late_orth")),
+        (
+            P("conv", CONV, grad="late_orth"),
+            P("dense", DENSE, grad="late_orth"),
+            P("fc", (3, 4)),  # orthogonal throughout: projected by the moment, not by m / denom
+        ),
         hyper={"lr": 2**-7},
         seed=40,
     ),
@@ -622,6 +626,7 @@ CASES: tuple[Case, ...] = (
         (
             P("conv", CONV, grad="late_orth", grad_scale=0.3),
             P("dense", DENSE, grad="late_orth", grad_scale=0.3),
+            P("fc", (3, 4), grad_scale=0.3),
         ),
         hyper={"lr": 2**-3, "momentum": 0.9},
         seed=41,
@@ -633,7 +638,8 @@ CASES: tuple[Case, ...] = (
         "per-kernel-position slices are not) and a dense weight whose layer view fires: "
         "statistics over the input axis alone miss both.",
         (Flag.REDUCTION_AXES,),
-        (P("conv", CONV), P("dense", DENSE, grad="layer")),
+        # fc: 2-D, orthogonal rows: the input axis is every axis but the output one there
+        (P("conv", CONV), P("dense", DENSE, grad="layer"), P("fc", (3, 4))),
         hyper={"lr": 2**-7},
         seed=42,
     ),
@@ -642,7 +648,11 @@ CASES: tuple[Case, ...] = (
         "sgdp",
         "As adamp-reduction-axes, SGDP with momentum.",
         (Flag.REDUCTION_AXES,),
-        (P("conv", CONV, grad_scale=0.3), P("dense", DENSE, grad="layer", grad_scale=0.3)),
+        (
+            P("conv", CONV, grad_scale=0.3),
+            P("dense", DENSE, grad="layer", grad_scale=0.3),
+            P("fc", (3, 4), grad_scale=0.3),
+        ),
         hyper={"lr": 2**-3, "momentum": 0.9},
         seed=43,
     ),

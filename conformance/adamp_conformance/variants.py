@@ -371,6 +371,15 @@ def _scalars(hp: dict, variant: Variant, dtype: str) -> dict:
     }  # fmt: skip
 
 
+def _scalar_rounding(variant: Variant, dtype: str):
+    """Rounding of a scalar expression (bias correction, step size, decay factor) to the
+    precision the variant holds scalars in; the identity for float64."""
+    if variant.scalar_precision == "float64":
+        return lambda x: x
+    precision = dtype if variant.scalar_precision == "dtype" else "float32"
+    return lambda x: float(round_to(x, precision))
+
+
 def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis, dtype):
     b1, b2, eps, lr = hp["beta1"], hp["beta2"], hp["eps"], hp["lr"]
     step = st["step"] + 1
@@ -379,13 +388,12 @@ def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis, dtype):
         g = g + hp["weight_decay"] * p
     m = b1 * st["exp_avg"] + (1.0 - b1) * g
     v = b2 * st["exp_avg_sq"] + (1.0 - b2) * (g * g)
-    bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
-    if variant.scalar_precision == "dtype":
-        bc1, bc2 = float(round_to(bc1, dtype)), float(round_to(bc2, dtype))
+    rnd = _scalar_rounding(variant, dtype)  # scalar expressions in the held precision
+    bc1, bc2 = rnd(1.0 - rnd(b1**t)), rnd(1.0 - rnd(b2**t))
     if variant.eps_inside:
-        denom = (np.sqrt(v) + eps) / math.sqrt(bc2)
+        denom = (np.sqrt(v) + eps) / rnd(math.sqrt(bc2))
     else:
-        denom = np.sqrt(v) / math.sqrt(bc2) + eps
+        denom = np.sqrt(v) / rnd(math.sqrt(bc2)) + eps
     numerator = m
     if hp["nesterov"] and variant.nesterov == "official":
         numerator = b1 * m + (1.0 - b1) * g
@@ -406,7 +414,7 @@ def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis, dtype):
     )
     decay_lr = lr / bc1 if variant.decay_step_size else lr
     wd = 0.0 if variant.coupled_decay else hp["weight_decay"]
-    new = p * (1.0 - decay_lr * wd * ratio) - (lr / bc1) * d
+    new = p * rnd(1.0 - decay_lr * wd * ratio) - rnd(lr / bc1) * d
     return new, {"step": step, "exp_avg": m, "exp_avg_sq": v}, branch
 
 
@@ -416,7 +424,7 @@ def _sgdp(p, g, st, hp, variant: Variant, first: bool, axis, dtype):
         g = g + hp["weight_decay"] * p
     old = st["momentum_buffer"]
     damp = 0.0 if (variant.dampening_first_step and first) else hp["dampening"]
-    buf = mu * old + (1.0 - damp) * g
+    buf = mu * old + _scalar_rounding(variant, dtype)(1.0 - damp) * g
     nesterov = hp["nesterov"] and variant.nesterov != "ignored"
     # the Nesterov direction g + mu * b (the wrong form uses the buffer before this step)
     d = g + mu * (old if variant.nesterov == "wrong" else buf) if nesterov else buf
@@ -441,7 +449,7 @@ def _sgdp(p, g, st, hp, variant: Variant, first: bool, axis, dtype):
         buf = d
     divisor = 1.0 if variant.sgdp_decay_no_division else 1.0 - mu
     wd = 0.0 if variant.coupled_decay else hp["weight_decay"]
-    new = p * (1.0 - lr * wd * ratio / divisor) - lr * d
+    new = p * _scalar_rounding(variant, dtype)(1.0 - lr * wd * ratio / divisor) - lr * d
     return new, {"momentum_buffer": buf}, branch
 
 
