@@ -368,23 +368,43 @@ def _load_adapter(spec: str) -> Adapter:
     return adapter
 
 
-_KERAS_BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+_TORCH = ("torch",)
+# The packages each built-in adapter imports (the Keras ones: plus their backend's).
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "reference": (),
+    "reference-channels-last": (),
+    "adamp_torch": ("torch", "adamp_torch"),
+    "adamp_torch-foreach": ("torch", "adamp_torch"),
+    "adamp_torch-single": ("torch", "adamp_torch"),
+    "adamp_jax": ("jax", "optax", "adamp_jax"),
+    "adamp_keras": ("keras", "adamp_keras"),
+    "adamp_keras-tensorflow": ("keras", "adamp_keras", "tensorflow"),
+    "adamp_keras-jax": ("keras", "adamp_keras", "jax"),
+    "adamp_keras-torch": ("keras", "adamp_keras", "torch"),
+    "adamp": ("adamp", *_TORCH),
+    "timm": ("timm", *_TORCH),
+    "pytorch_optimizer": ("pytorch_optimizer", *_TORCH),
+    "torch_optimizer": ("torch_optimizer", *_TORCH),
+}
 
 
-def availability(name: str) -> str | None:
+def availability(name: str, *, build: bool = False) -> str | None:
     """None if the built-in adapter ``name`` is usable here, else why not.
 
-    ``adamp_keras-<backend>`` is checked by its packages only (``run`` picks the
-    backend before Keras is imported); every other one is built.
+    By default only the packages it imports are looked up (nothing is
+    imported; a name missing from :data:`REQUIRES` is built); ``build=True``
+    builds the adapter, importing its framework (``adamp_keras-<backend>`` is
+    still checked by packages only: ``run`` picks the backend before Keras is
+    imported, which one process cannot do twice).
     """
-    prefix = "adamp_keras-"
-    if name.startswith(prefix):
-        missing = [
-            m
-            for m in ("keras", "adamp_keras", _KERAS_BACKEND_MODULE[name[len(prefix) :]])
-            if importlib.util.find_spec(m) is None
-        ]
-        return f"not installed: {', '.join(missing)}" if missing else None
+    required = list(REQUIRES.get(name, ()))
+    if name == "adamp_keras":
+        required.append(os.environ.get("KERAS_BACKEND", "tensorflow"))
+    missing = [m for m in required if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"not installed: {', '.join(missing)}"
+    if name in REQUIRES and (not build or name.startswith("adamp_keras-")):
+        return None
     try:
         get_adapter(name)
     except Exception as exc:  # whatever keeps it from being built is the reason

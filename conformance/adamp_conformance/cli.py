@@ -1,7 +1,7 @@
 """``adamp-conformance``: list the cases and adapters, run an adapter, tabulate implementations.
 
     adamp-conformance list [--dtype D] [--optimizer O] [--case ID] [--json]
-    adamp-conformance adapters                 (built-in adapters, usable here or why not)
+    adamp-conformance adapters [--build] [--json]  (built-in adapters: usable here or why not)
     adamp-conformance run --adapter NAME|module:attr [--dtype D] [--optimizer O] [--case ID]
                           [--skip ID] [--report out.json] [--quiet]
     adamp-conformance table [--adapters a,b,...] [--dtype D] [--report out.json]
@@ -119,6 +119,12 @@ def _cmd_list(args) -> int:
 
 def _configure_adapters(p):
     p.add_argument("--json", action="store_true", help="as JSON: [{name, usable, reason}]")
+    p.add_argument(
+        "--build",
+        action="store_true",
+        help="build each adapter (imports its framework; slower) instead of looking up its "
+        "packages",
+    )
 
 
 def _cmd_adapters(args) -> int:
@@ -126,7 +132,7 @@ def _cmd_adapters(args) -> int:
 
     rows = []
     for name in BUILTIN:
-        reason = availability(name)
+        reason = availability(name, build=args.build)
         rows.append({"name": name, "usable": reason is None, "reason": reason or ""})
     if args.json:
         print(json.dumps(rows, indent=1))
