@@ -218,3 +218,33 @@ def test_rename_merges_with_the_helper_defaults():
     assert translate({"lr": 0.1, "delta": 0.1}, {**KERAS_RENAME, "delta": None}) == {
         "learning_rate": 0.1
     }
+
+
+# one case per behaviour family; the full measurement (every case, ~2-5 min) is
+# `python -m adamp_conformance.ports`, quoted in docs/conformance.md
+SAMPLE = [
+    "adamp-channel-f32", "adamp-layer-f32", "adamp-weight-decay-bf16", "adamp-nesterov-f32",
+    "adamp-eps-placement-f32", "adamp-bias-correction-f32", "adamp-zero-weight-f32",
+    "adamp-channel-axis-f32", "adamp-cos-eps-f64", "adamp-multi-group-f32",
+    "adamp-per-param-step-f32", "adamp-cos-operand-f32", "adamp-reduction-axes-f32",
+    "adamp-scalar-precision-f64", "adamp-eps-squared-f16", "sgdp-momentum-buffer-f32",
+    "sgdp-dampening-f32", "sgdp-zero-grad-f32", "sgdp-threshold-f32",
+    "sgdp-decoupled-decay-f32",
+]  # fmt: skip
+
+
+def test_figures_on_a_sample_of_cases():
+    """>= 90% of the failing cases named or localised, none with only a wrong name, over the
+    21 broken adapters and the bank of ports."""
+    from adamp_conformance.ports import all_entries, figures
+
+    entries = all_entries()
+    assert len(entries) == 21 + len(BANK)
+    table = figures(entries, select_cases(ids=SAMPLE))
+    failing = sum(row["failing"] for row in table.values())
+    good = sum(row["named"] + row["localised"] for row in table.values())
+    assert all(row["failing"] for row in table.values()), "an adapter passes the sample"
+    assert good >= 0.9 * failing
+    assert sum(row["wrong"] for row in table.values()) == 0, {
+        name: row["cases"] for name, row in table.items() if row["wrong"]
+    }

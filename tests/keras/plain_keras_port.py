@@ -108,8 +108,9 @@ class PlainSGDP(keras.optimizers.Optimizer):
         mu = ops.cast(self.momentum, dtype)
         buf = self.buf[self._get_variable_index(variable)]
         grad = ops.cast(gradient, dtype)
-        self.assign(buf, mu * buf + (1 - ops.cast(self.dampening, dtype)) * grad)
-        direction = grad + mu * buf if self.nesterov else buf
+        new_buf = mu * buf + (1 - ops.cast(self.dampening, dtype)) * grad
+        self.assign(buf, new_buf)
+        direction = grad + mu * new_buf if self.nesterov else new_buf
         eps = ops.cast(self.epsilon, dtype)
         update, ratio = project(variable, grad, direction, self.delta, self.wd_ratio, eps)
         if not self.nesterov:
