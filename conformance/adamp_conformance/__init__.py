@@ -29,32 +29,36 @@ dtypes), and says where and why an implementation departs:
 See docs/conformance.md.
 """
 
-from adamp_conformance.adapters import (
-    CHANNELS_FIRST,
-    CHANNELS_LAST,
-    Adapter,
-    Problem,
-    Stepper,
-    from_layout,
-    keras_adapter,
-    optax_adapter,
-    to_layout,
-    torch_adapter,
-    translate,
-)
-from adamp_conformance.builtin import Unavailable, get_adapter
-from adamp_conformance.diagnosis import Diagnosis, Finding, diagnose, localise
-from adamp_conformance.flags import Flag
-from adamp_conformance.golden import GoldenCase, load_all
-from adamp_conformance.runner import (
-    CaseResult,
-    format_table,
-    run_case,
-    run_suite,
-    select_cases,
-    suite_report,
-)
-from adamp_conformance.variants import VARIANTS, Trajectory, Variant
+import importlib
+
+# Public name -> the module defining it. Imported on first use, so that
+# ``python -m adamp_conformance.golden`` and the CLI start without loading everything.
+_EXPORTS = {
+    "adamp_conformance.adapters": (
+        "CHANNELS_FIRST", "CHANNELS_LAST", "Adapter", "Problem", "Stepper", "from_layout",
+        "keras_adapter", "optax_adapter", "to_layout", "torch_adapter", "translate",
+    ),
+    "adamp_conformance.builtin": ("Unavailable", "get_adapter"),
+    "adamp_conformance.diagnosis": ("Diagnosis", "Finding", "diagnose", "localise"),
+    "adamp_conformance.flags": ("Flag",),
+    "adamp_conformance.golden": ("GoldenCase", "load_all"),
+    "adamp_conformance.runner": (
+        "CaseResult", "format_table", "run_case", "run_suite", "select_cases", "suite_report",
+    ),
+    "adamp_conformance.variants": ("VARIANTS", "Trajectory", "Variant"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(_MODULE_OF[name]), name)
+    raise AttributeError(f"module 'adamp_conformance' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
+
 
 __all__ = [
     "CHANNELS_FIRST",

@@ -19,11 +19,13 @@ the new parameters (any array-like; converted with ``np.asarray``).
 
 Canonical hyperparameters: AdamP ``lr, beta1, beta2, eps, weight_decay, delta,
 wd_ratio, nesterov``; SGDP ``lr, momentum, dampening, weight_decay, nesterov,
-eps, delta, wd_ratio, project_buffer``. ``rename`` maps them to a framework's
-names; a value of the form ``("betas", 0)`` puts the value at that index of a
-tuple argument. ``fixed`` lists behaviours an API cannot be asked to change
-(e.g. ``{"project_buffer": True}`` for an SGDP without that argument): the
-argument is not passed, and a case asking for another value is *unsupported*.
+eps, delta, wd_ratio, project_buffer``; numbers are handed over as Python
+floats. ``rename`` maps them to a framework's names and is merged key by key
+over each helper's defaults; a value of the form ``("betas", 0)`` puts the value
+at that index of a tuple argument, None leaves it out. ``fixed`` lists
+behaviours an API cannot be asked to change, for any hyperparameter (e.g.
+``{"project_buffer": True}`` for an SGDP without that argument): the argument
+is not passed, and a case asking for another value is *unsupported*.
 
 Layouts: ``channels_first`` (PyTorch: Linear (out, in), Conv (out, in, kh, kw))
 and ``channels_last`` (Keras, Flax: Dense (in, out), Conv (kh, kw, in, out)).
@@ -258,7 +260,7 @@ def torch_adapter(
 ) -> Adapter:
     """Wrap ``torch.optim`` optimizer classes (channels-first layout).
 
-    ``rename`` defaults to betas=(beta1, beta2); ``extra`` is passed to every
+    ``rename`` is merged over betas=(beta1, beta2); ``extra`` is passed to every
     constructor; ``branches=True`` reads ``optimizer.projection_branches()``;
     ``channels_last_memory=True`` stores 4-D weights and gradients in
     ``torch.channels_last`` memory format (same values, other strides).
@@ -357,6 +359,8 @@ def optax_adapter(
     description: str = "",
 ) -> Adapter:
     """Wrap functions returning an optax ``GradientTransformation`` (one per group).
+
+    ``rename`` is merged over lr -> learning_rate, beta1 -> b1, beta2 -> b2.
 
     ``branches(opt_state) -> list of Branch`` (one per parameter of the group)
     enables the branch check. Float64 cases run under ``jax.enable_x64``.
@@ -458,6 +462,10 @@ def keras_adapter(
     description: str = "",
 ) -> Adapter:
     """Wrap Keras 3 optimizer classes (channels-last layout), one optimizer per group.
+
+    ``rename`` is merged over lr -> learning_rate, beta1 -> beta_1, beta2 -> beta_2,
+    eps -> epsilon; every number arrives as a Python float (``weight_decay=0.0``
+    included).
 
     ``branches=True`` reads ``optimizer.projection_branches()`` keyed by variable path.
     """
