@@ -138,9 +138,9 @@ def diagnose(
         out.nearest = {"variant": name, "distance": _finite(distances[name])}
     # pairs only where the tolerance is tight: 3-4 steps at 8-11 bits fit too many pairs
     tried = PAIR_CANDIDATES if golden.dtype in PAIR_DTYPES else 0
-    nearest = sorted(changing, key=lambda v: distances[v.name])[:tried]
-    pairs = []
-    for a, b in itertools.combinations(nearest, 2):
+    nearest = {v.name for v in sorted(changing, key=lambda v: distances[v.name])[:tried]}
+    pairs = []  # named in the registry's order, whatever the distances
+    for a, b in itertools.combinations([v for v in changing if v.name in nearest], 2):
         both = combine(a, b)
         if _follows(traj, _trajectory(golden, both), tol, has_branches):
             pairs.append(both.name)
