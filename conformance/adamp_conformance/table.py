@@ -61,6 +61,7 @@ def main(args) -> int:
             devs += (
                 ("; " if devs else "") + "localised only: " + ", ".join(s["unnamed_failures"][:6])
             )
+        devs = devs.replace("|", "\\|")  # an ambiguous finding a|b inside a Markdown cell
         rows.append(
             f"| {name} | {version} | {s['status'].get('pass', 0)} | {s['status'].get('fail', 0)} | "
             f"{s['status'].get('error', 0)} | {s['status'].get('unsupported', 0)} | "
