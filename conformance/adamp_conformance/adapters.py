@@ -19,11 +19,13 @@ the new parameters (any array-like; converted with ``np.asarray``).
 
 Canonical hyperparameters: AdamP ``lr, beta1, beta2, eps, weight_decay, delta,
 wd_ratio, nesterov``; SGDP ``lr, momentum, dampening, weight_decay, nesterov,
-eps, delta, wd_ratio, project_buffer``. ``rename`` maps them to a framework's
-names; a value of the form ``("betas", 0)`` puts the value at that index of a
-tuple argument. ``fixed`` lists behaviours an API cannot be asked to change
-(e.g. ``{"project_buffer": True}`` for an SGDP without that argument): the
-argument is not passed, and a case asking for another value is *unsupported*.
+eps, delta, wd_ratio, project_buffer``; numbers are handed over as Python
+floats. ``rename`` maps them to a framework's names and is merged key by key
+over each helper's defaults; a value of the form ``("betas", 0)`` puts the value
+at that index of a tuple argument, None leaves it out. ``fixed`` lists
+behaviours an API cannot be asked to change, for any hyperparameter (e.g.
+``{"project_buffer": True}`` for an SGDP without that argument): the argument
+is not passed, and a case asking for another value is *unsupported*.
 
 Layouts: ``channels_first`` (PyTorch: Linear (out, in), Conv (out, in, kh, kw))
 and ``channels_last`` (Keras, Flax: Dense (in, out), Conv (kh, kw, in, out)).
@@ -140,11 +142,28 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def as_float(value):
+    """A numeric hyperparameter as a Python float (booleans stay booleans).
+
+    Case files store binary fractions such as ``2**20`` as JSON integers;
+    frameworks such as Keras reject an integer learning rate.
+    """
+    if isinstance(value, (int, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def translate(hp: dict, rename: dict | None = None, fixed: dict | None = None) -> dict:
-    """Canonical hyperparameters -> framework keyword arguments."""
+    """Canonical hyperparameters -> framework keyword arguments, every number a float.
+
+    ``rename`` maps a canonical name to an argument name, to ``(name, index)``
+    (a tuple argument) or to None (not passed); unlisted names pass unchanged.
+    Keys in ``fixed`` are never passed.
+    """
     rename = rename or {}
     out: dict = {}
     for key, value in hp.items():
+        value = as_float(value)
         if fixed and key in fixed:
             continue
         target = rename.get(key, key)
@@ -241,13 +260,13 @@ def torch_adapter(
 ) -> Adapter:
     """Wrap ``torch.optim`` optimizer classes (channels-first layout).
 
-    ``rename`` defaults to betas=(beta1, beta2); ``extra`` is passed to every
+    ``rename`` is merged over betas=(beta1, beta2); ``extra`` is passed to every
     constructor; ``branches=True`` reads ``optimizer.projection_branches()``;
     ``channels_last_memory=True`` stores 4-D weights and gradients in
     ``torch.channels_last`` memory format (same values, other strides).
     """
     classes = {k: v for k, v in (("adamp", adamp), ("sgdp", sgdp)) if v is not None}
-    rename = TORCH_RENAME if rename is None else rename
+    rename = {**TORCH_RENAME, **(rename or {})}
     fixed = dict(fixed or {})
     extra = dict(extra or {})
     base = _TorchBranchStepper if branches else _TorchStepper
@@ -341,11 +360,13 @@ def optax_adapter(
 ) -> Adapter:
     """Wrap functions returning an optax ``GradientTransformation`` (one per group).
 
+    ``rename`` is merged over lr -> learning_rate, beta1 -> b1, beta2 -> b2.
+
     ``branches(opt_state) -> list of Branch`` (one per parameter of the group)
     enables the branch check. Float64 cases run under ``jax.enable_x64``.
     """
     makers = {k: v for k, v in (("adamp", adamp), ("sgdp", sgdp)) if v is not None}
-    rename = OPTAX_RENAME if rename is None else rename
+    rename = {**OPTAX_RENAME, **(rename or {})}
     fixed = dict(fixed or {})
     extra = dict(extra or {})
 
@@ -396,8 +417,6 @@ class _KerasStepper:
         self.opts = []
         for hp in problem.groups:
             kwargs = translate(hp, rename, fixed)
-            if kwargs.get("weight_decay") == 0.0:
-                kwargs["weight_decay"] = None
             self.opts.append(cls(**kwargs, **extra))
         for opt, idx in zip(self.opts, self.members, strict=True):
             opt.build([self.vars[i] for i in idx])
@@ -444,10 +463,14 @@ def keras_adapter(
 ) -> Adapter:
     """Wrap Keras 3 optimizer classes (channels-last layout), one optimizer per group.
 
+    ``rename`` is merged over lr -> learning_rate, beta1 -> beta_1, beta2 -> beta_2,
+    eps -> epsilon; every number arrives as a Python float (``weight_decay=0.0``
+    included).
+
     ``branches=True`` reads ``optimizer.projection_branches()`` keyed by variable path.
     """
     classes = {k: v for k, v in (("adamp", adamp), ("sgdp", sgdp)) if v is not None}
-    rename = KERAS_RENAME if rename is None else rename
+    rename = {**KERAS_RENAME, **(rename or {})}
     fixed = dict(fixed or {})
     extra = dict(extra or {})
     base = _KerasBranchStepper if branches else _KerasStepper

@@ -34,7 +34,14 @@ from adamp_conformance.adapters import (
 )
 from adamp_conformance.tolerance import DTYPES
 
-__all__ = ["BUILTIN", "THIRD_PARTY", "Unavailable", "get_adapter", "reference_adapter"]
+__all__ = [
+    "BUILTIN",
+    "THIRD_PARTY",
+    "Unavailable",
+    "availability",
+    "get_adapter",
+    "reference_adapter",
+]
 
 THIRD_PARTY = ("adamp", "timm", "pytorch_optimizer", "torch_optimizer")
 _CORE_KEYS = {
@@ -323,12 +330,83 @@ def get_adapter(spec: str | Adapter) -> Adapter:
         except ImportError as exc:
             raise Unavailable(f"adapter {spec!r} is not usable here: {exc}") from exc
     if ":" in spec:
-        from adamp_conformance.adapters import load_object
-
-        obj = load_object(spec)
-        adapter = obj if isinstance(obj, Adapter) else obj()
-        if not isinstance(adapter, Adapter):
-            raise TypeError(f"{spec} is not an Adapter nor a function returning one")
-        return adapter
+        return _load_adapter(spec)
     known = ", ".join(BUILTIN)
     raise ValueError(f"adapter must be one of {known} or module:attribute, got {spec!r}")
+
+
+def _load_adapter(spec: str) -> Adapter:
+    """``module:attribute`` -> Adapter; any failure is a ValueError naming the spec."""
+    from adamp_conformance.adapters import load_object
+
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"adapter {spec!r}: expected module:attribute")
+    try:
+        obj = load_object(spec)
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"adapter {spec!r}: cannot import {exc.name!r}") from exc
+    except AttributeError:
+        raise ValueError(f"adapter {spec!r}: module {module!r} has no attribute {attr!r}") from None
+    except Exception as exc:  # the module itself fails to import
+        raise ValueError(f"adapter {spec!r}: importing {module!r} raised {exc!r}") from exc
+    if isinstance(obj, Adapter):
+        return obj
+    if not callable(obj):
+        raise ValueError(
+            f"adapter {spec!r} is a {type(obj).__name__}, not an Adapter nor a function "
+            "returning one"
+        )
+    try:
+        adapter = obj()
+    except Unavailable:
+        raise
+    except Exception as exc:
+        raise ValueError(f"adapter {spec!r}: calling it raised {exc!r}") from exc
+    if not isinstance(adapter, Adapter):
+        raise ValueError(f"adapter {spec!r} returned a {type(adapter).__name__}, not an Adapter")
+    return adapter
+
+
+_TORCH = ("torch",)
+# The packages each built-in adapter imports (the Keras ones: plus their backend's).
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "reference": (),
+    "reference-channels-last": (),
+    "adamp_torch": ("torch", "adamp_torch"),
+    "adamp_torch-foreach": ("torch", "adamp_torch"),
+    "adamp_torch-single": ("torch", "adamp_torch"),
+    "adamp_jax": ("jax", "optax", "adamp_jax"),
+    "adamp_keras": ("keras", "adamp_keras"),
+    "adamp_keras-tensorflow": ("keras", "adamp_keras", "tensorflow"),
+    "adamp_keras-jax": ("keras", "adamp_keras", "jax"),
+    "adamp_keras-torch": ("keras", "adamp_keras", "torch"),
+    "adamp": ("adamp", *_TORCH),
+    "timm": ("timm", *_TORCH),
+    "pytorch_optimizer": ("pytorch_optimizer", *_TORCH),
+    "torch_optimizer": ("torch_optimizer", *_TORCH),
+}
+
+
+def availability(name: str, *, build: bool = False) -> str | None:
+    """None if the built-in adapter ``name`` is usable here, else why not.
+
+    By default only the packages it imports are looked up (nothing is
+    imported; a name missing from :data:`REQUIRES` is built); ``build=True``
+    builds the adapter, importing its framework (``adamp_keras-<backend>`` is
+    still checked by packages only: ``run`` picks the backend before Keras is
+    imported, which one process cannot do twice).
+    """
+    required = list(REQUIRES.get(name, ()))
+    if name == "adamp_keras":
+        required.append(os.environ.get("KERAS_BACKEND", "tensorflow"))
+    missing = [m for m in required if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"not installed: {', '.join(missing)}"
+    if name in REQUIRES and (not build or name.startswith("adamp_keras-")):
+        return None
+    try:
+        get_adapter(name)
+    except Exception as exc:  # whatever keeps it from being built is the reason
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None

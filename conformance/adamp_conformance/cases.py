@@ -20,6 +20,10 @@ Gradient kinds (per parameter, per step), for a weight w with channel rows w_i:
 - ``parallel``: every row parallel to w_i with norm ``grad_scale`` (~eps): the
   cosine depends on how eps enters it.
 - ``random``: i.i.d. normal; ``zero``: zeros.
+- ``late_orth``: ``aligned`` on the first two steps, ``orth`` after (the moments
+  keep the aligned steps while the gradient's cosine is 0).
+- ``weak``: every row at cos 0.06: above delta / sqrt(d) for the rows here,
+  below delta itself.
 
 Every magnitude is multiplied by ``grad_scale``; ids are stable and never reused.
 """
@@ -185,6 +189,10 @@ def make_grad(spec: ParamSpec, param: np.ndarray, step: int, rng: np.random.Rand
         row_norm[0] *= 0.02
     elif spec.grad in ("aligned", "anti"):
         cos = np.full(n, 0.6 if spec.grad == "aligned" else -0.6)
+    elif spec.grad == "late_orth":
+        cos = np.full(n, 0.6) if step < 2 else np.zeros(n)
+    elif spec.grad == "weak":
+        cos = np.full(n, 0.06)
     elif spec.grad == "parallel":
         cos = np.ones(n)
         row_norm = np.full(n, spec.grad_scale)
@@ -593,6 +601,153 @@ CASES: tuple[Case, ...] = (
         low_hyper={"lr": 2**-1},
         f16_hyper=F16_SGDP,
         seed=33,
+    ),
+    # ------------------------------------------- what public ports get wrong (both optimizers)
+    Case(
+        "adamp-cos-operand",
+        "adamp",
+        "Gradients aligned with every channel on steps 1-2, orthogonal after: the gradient's "
+        "cosine fires from step 3 while the first moment and the update still carry the "
+        "aligned steps.",
+        (Flag.COS_OPERAND,),
+        (
+            P("conv", CONV, grad="late_orth"),
+            P("dense", DENSE, grad="late_orth"),
+            P("fc", (3, 4)),  # orthogonal throughout: projected by the moment, not by m / denom
+        ),
+        hyper={"lr": 2**-7},
+        seed=40,
+    ),
+    Case(
+        "sgdp-cos-operand",
+        "sgdp",
+        "As adamp-cos-operand with momentum 0.9: the buffer carries the aligned steps.",
+        (Flag.COS_OPERAND,),
+        (
+            P("conv", CONV, grad="late_orth", grad_scale=0.3),
+            P("dense", DENSE, grad="late_orth", grad_scale=0.3),
+            P("fc", (3, 4), grad_scale=0.3),
+        ),
+        hyper={"lr": 2**-3, "momentum": 0.9},
+        seed=41,
+    ),
+    Case(
+        "adamp-reduction-axes",
+        "adamp",
+        "A conv weight whose output-channel rows are orthogonal to the gradient (its "
+        "per-kernel-position slices are not) and a dense weight whose layer view fires: "
+        "statistics over the input axis alone miss both.",
+        (Flag.REDUCTION_AXES,),
+        # fc: 2-D, orthogonal rows: the input axis is every axis but the output one there
+        (P("conv", CONV), P("dense", DENSE, grad="layer"), P("fc", (3, 4))),
+        hyper={"lr": 2**-7},
+        seed=42,
+    ),
+    Case(
+        "sgdp-reduction-axes",
+        "sgdp",
+        "As adamp-reduction-axes, SGDP with momentum.",
+        (Flag.REDUCTION_AXES,),
+        (
+            P("conv", CONV, grad_scale=0.3),
+            P("dense", DENSE, grad="layer", grad_scale=0.3),
+            P("fc", (3, 4), grad_scale=0.3),
+        ),
+        hyper={"lr": 2**-3, "momentum": 0.9},
+        seed=43,
+    ),
+    Case(
+        "adamp-scalar-precision",
+        "adamp",
+        "Random gradients with beta1 = 0.9 and beta2 = 0.999: float32 cannot hold them "
+        "(float64 case); bfloat16 rounds beta2 to 1 (bfloat16 case).",
+        (Flag.SCALAR_PRECISION,),
+        (P("dense", DENSE, grad="random"), P("bias", (6,), grad="random")),
+        hyper={"lr": 2**-7},
+        dtypes=("float64", "bfloat16"),
+        low_hyper=LOW,
+        seed=44,
+        low_expose={"bfloat16": ("scalars_in_param_dtype",)},
+    ),
+    Case(
+        "sgdp-scalar-precision",
+        "sgdp",
+        "Momentum 0.9 and dampening 0.1, which float32 cannot hold, on float64 weights.",
+        (Flag.SCALAR_PRECISION,),
+        (P("dense", DENSE, grad="random", grad_scale=0.3), P("bias", (6,), grad="random")),
+        hyper={"lr": 2**-3, "momentum": 0.9, "dampening": 0.1},
+        dtypes=("float64",),
+        seed=45,
+    ),
+    Case(
+        "adamp-eps-squared",
+        "adamp",
+        "float16 with eps = 1e-4, whose square is below float16's smallest subnormal: "
+        "zero-gradient steps and a zero weight row.",
+        (Flag.EPS_SQUARED,),
+        (P("conv", CONV, grad="aligned", zero_steps=(1, 2)), P("dense", DENSE, init="zero_row")),
+        hyper={"lr": 2**-7},
+        dtypes=("float16",),
+        low_hyper=LOW,
+        f16_grad_factor=100.0,
+        f16_hyper={"eps": 1e-4, "beta2": 0.9},
+        seed=46,
+    ),
+    Case(
+        "sgdp-eps-squared",
+        "sgdp",
+        "As adamp-eps-squared, SGDP with momentum in float16 (eps = 1e-4).",
+        (Flag.EPS_SQUARED,),
+        (
+            P("conv", CONV, grad="aligned", grad_scale=0.3, zero_steps=(1, 2)),
+            P("dense", DENSE, init="zero_row", grad_scale=0.3),
+        ),
+        hyper={"lr": 2**-3, "momentum": 0.9},
+        dtypes=("float16",),
+        low_hyper={"lr": 2**-1},
+        f16_hyper=F16_SGDP,
+        seed=47,
+    ),
+    Case(
+        "adamp-threshold",
+        "adamp",
+        "Every channel row at cosine 0.06 with its weight: above delta / sqrt(d) "
+        "(0.029, 0.041), below delta = 0.1; nothing is projected.",
+        (Flag.THRESHOLD,),
+        (P("conv", CONV, grad="weak"), P("dense", DENSE, grad="weak")),
+        hyper={"lr": 2**-7},
+        seed=48,
+    ),
+    Case(
+        "sgdp-threshold",
+        "sgdp",
+        "As adamp-threshold, SGDP with momentum.",
+        (Flag.THRESHOLD,),
+        (
+            P("conv", CONV, grad="weak", grad_scale=0.3),
+            P("dense", DENSE, grad="weak", grad_scale=0.3),
+        ),
+        hyper={"lr": 2**-3, "momentum": 0.9},
+        seed=49,
+    ),
+    Case(
+        "adamp-decoupled-decay",
+        "adamp",
+        "Weight decay 0.5 on random gradients of ~1e-2: decay added to the gradient (L2) "
+        "enters the moments instead of shrinking the weight.",
+        (Flag.DECOUPLED_DECAY,),
+        (P("dense", DENSE, grad="random"), P("bias", (6,), grad="random")),
+        hyper={"lr": 2**-7, "weight_decay": 0.5},
+        seed=50,
+    ),
+    Case(
+        "sgdp-decoupled-decay",
+        "sgdp",
+        "As adamp-decoupled-decay, SGDP with momentum 0.9.",
+        (Flag.DECOUPLED_DECAY,),
+        (P("dense", DENSE, grad="random", grad_scale=0.3), P("bias", (6,), grad="random")),
+        hyper={"lr": 2**-3, "momentum": 0.9, "weight_decay": 2**-3},
+        seed=51,
     ),
 )
 

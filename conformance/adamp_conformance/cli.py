@@ -1,16 +1,22 @@
-"""``adamp-conformance``: list the cases, run an adapter, tabulate implementations.
+"""``adamp-conformance``: list the cases and adapters, run an adapter, tabulate implementations.
 
-    adamp-conformance list [--dtype D]
-    adamp-conformance run --adapter NAME|module:attr [--dtype D] [--case ID] [--skip ID]
-                          [--report out.json] [--quiet]
+    adamp-conformance list [--dtype D] [--optimizer O] [--case ID] [--json]
+    adamp-conformance adapters [--build] [--json]  (built-in adapters: usable here or why not)
+    adamp-conformance run --adapter NAME|module:attr [--dtype D] [--optimizer O] [--case ID]
+                          [--skip ID] [--report out.json] [--quiet]
     adamp-conformance table [--adapters a,b,...] [--dtype D] [--report out.json]
     adamp-conformance generate           (maintainers: regenerate golden/)
-    adamp-conformance export OUT_DIR [--layout L] [--dtype D] [--case ID]
+    adamp-conformance export OUT_DIR [--layout L] [--dtype D] [--optimizer O] [--case ID]
     adamp-conformance grade --cases DIR --results DIR [--skip ID] [--report out.json]
 
-``run`` and ``grade`` exit 0 iff no supported case fails or errors; 2 if the adapter
-(``grade``: the cases or results directory) is unusable. See docs/porting.md for
-``export`` and ``grade``.
+Exit codes: ``run`` and ``grade`` 0 iff no supported case fails or errors, 1
+otherwise; 2 for a usage error: an adapter that cannot be loaded or is not usable
+here, a cases or results directory ``grade`` cannot use, or a selection
+(``--case``, ``--dtype``, ``--optimizer``) that matches no case. See
+docs/porting.md for ``export`` and ``grade``.
+
+Subcommands are registered in :data:`COMMANDS` (name -> :class:`Command`);
+:func:`register` adds one.
 """
 
 from __future__ import annotations
@@ -19,9 +25,56 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "UsageError", "main", "register"]
+
+
+class UsageError(Exception):
+    """A user mistake reported as one line on stderr with exit code 2."""
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]  # adds the subcommand's arguments
+    handler: Callable[[argparse.Namespace], int]  # returns the exit code
+    description: str = ""
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register(name: str, command: Command) -> None:
+    COMMANDS[name] = command
+
+
+def selection(p: argparse.ArgumentParser) -> None:
+    """The case-selection options shared by list, run and table."""
+    p.add_argument(
+        "--dtype", action="append", choices=["float64", "float32", "float16", "bfloat16"]
+    )
+    p.add_argument("--optimizer", action="append", choices=["adamp", "sgdp"])
+    p.add_argument("--case", action="append", help="a case id (with or without dtype)")
+
+
+def selected_cases(args):
+    """The cases ``args`` select; a selection matching nothing, or an unknown id, is an error."""
+    from adamp_conformance.runner import EmptySelection, select_cases
+
+    try:
+        cases = select_cases(
+            dtypes=args.dtype or None, optimizers=args.optimizer or None, ids=args.case or None
+        )
+    except EmptySelection as exc:
+        raise UsageError(str(exc)) from None
+    known = {c.id for c in select_cases()} | {c.case_id for c in select_cases()}
+    unknown = [i for i in args.case or () if i not in known]
+    if unknown:
+        raise UsageError(f"unknown case id(s) {unknown}; see `adamp-conformance list`")
+    return cases
 
 
 def _set_keras_backend(adapter: str) -> None:
@@ -31,19 +84,30 @@ def _set_keras_backend(adapter: str) -> None:
         os.environ["KERAS_BACKEND"] = adapter[len(prefix) :]
 
 
-def _cases(args):
-    from adamp_conformance.runner import select_cases
+def load_adapter(spec: str):
+    """The adapter ``spec`` names, or a UsageError saying in one line why not."""
+    _set_keras_backend(spec)
+    from adamp_conformance.builtin import Unavailable, get_adapter
 
-    return select_cases(
-        dtypes=args.dtype or None, optimizers=args.optimizer or None, ids=args.case or None
-    )
+    try:
+        return get_adapter(spec)
+    except (Unavailable, ImportError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _configure_list(p):
+    selection(p)
+    p.add_argument("--json", action="store_true", help="the cases' metadata as JSON")
 
 
 def _cmd_list(args) -> int:
     from adamp_conformance.golden import load_manifest
 
     manifest = load_manifest()
-    cases = _cases(args)
+    cases = selected_cases(args)
     if args.json:
         print(json.dumps([c.meta for c in cases], indent=1, default=str))
         return 0
@@ -57,35 +121,88 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    _set_keras_backend(args.adapter)
-    from adamp_conformance.builtin import Unavailable, get_adapter
-    from adamp_conformance.runner import format_table, run_suite, suite_report
+def _configure_adapters(p):
+    p.add_argument("--json", action="store_true", help="as JSON: [{name, usable, reason}]")
+    p.add_argument(
+        "--build",
+        action="store_true",
+        help="build each adapter (imports its framework; slower) instead of looking up its "
+        "packages",
+    )
 
-    try:
-        adapter = get_adapter(args.adapter)
-    except (Unavailable, ImportError, ValueError) as exc:
-        print(f"adamp-conformance: {exc}", file=sys.stderr)
-        return 2
-    results = run_suite(adapter, _cases(args), skip=args.skip or ())
+
+def _cmd_adapters(args) -> int:
+    from adamp_conformance.builtin import BUILTIN, availability
+
+    rows = []
+    for name in BUILTIN:
+        reason = availability(name, build=args.build)
+        rows.append({"name": name, "usable": reason is None, "reason": reason or ""})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in rows:
+        state = "usable" if row["usable"] else "not usable"
+        print(f"{row['name']:26s} {state:10s} {row['reason']}")
+    print(
+        "PyTorch adapters also run as NAME+channels_last (4-D tensors in channels_last memory);"
+        " any adapter: --adapter module:attribute"
+    )
+    return 0
+
+
+def _configure_run(p):
+    p.add_argument("--adapter", required=True, help="built-in name or module:attribute")
+    selection(p)
+    p.add_argument("--skip", action="append", help="case id to skip")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--quiet", action="store_true", help="only the summary line")
+
+
+def _cmd_run(args) -> int:
+    from adamp_conformance.runner import COLUMNS, format_table, run_suite, suite_report
+
+    adapter = load_adapter(args.adapter)
+    results = run_suite(adapter, selected_cases(args), skip=args.skip or ())
     report = suite_report(adapter, results)
     if not args.quiet:
         print(format_table(results))
+        print(COLUMNS)
     summary = report["summary"]
     counts = ", ".join(
         f"{summary.get(k, 0)} {k}" for k in ("pass", "fail", "error", "unsupported", "skip")
     )
     print(f"{adapter.name}: {counts}; deviations: {', '.join(summary['deviations']) or 'none'}")
+    if summary["unexplained"]:
+        print(f"  not explained by a known variant (localised): {len(summary['unexplained'])}")
+    swap = summary["after_layout_swap"]
+    if swap:
+        print(
+            f"  a wrong channel axis was named: re-run of {swap['rerun']} failing case(s) with "
+            f"layout {swap['layout']}: {swap['pass']} pass; deviations: "
+            f"{', '.join(swap['deviations']) or 'none'}"
+        )
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=1, default=str) + "\n")
         print(f"report written to {args.report}")
     return 0 if summary["passed"] else 1
 
 
+def _configure_table(p):
+    p.add_argument("--adapters", default="adamp,timm,pytorch_optimizer,torch_optimizer")
+    selection(p)
+    p.add_argument("--report", help="write the JSON reports here")
+
+
 def _cmd_table(args) -> int:
     from adamp_conformance.table import main as table_main
 
+    selected_cases(args)  # a selection matching nothing is an error before any run
     return table_main(args)
+
+
+def _configure_generate(p):
+    p.add_argument("--force", action="store_true", help="write even if a case is rejected")
 
 
 def _cmd_generate(args) -> int:
@@ -94,18 +211,31 @@ def _cmd_generate(args) -> int:
     return golden_main(["--force"] if args.force else [])
 
 
+def _configure_export(p):
+    p.add_argument("out_dir", help="directory to write (created if missing)")
+    p.add_argument("--layout", choices=["channels_first", "channels_last"])
+    p.set_defaults(layout="channels_first")
+    selection(p)
+
+
 def _cmd_export(args) -> int:
     from adamp_conformance.export import export_cases
 
-    cases = _cases(args)
-    if not cases:
-        print("adamp-conformance: no case matches the selection", file=sys.stderr)
-        return 2
+    cases = selected_cases(args)
     out = Path(args.out_dir)
     export_cases(cases, out, args.layout)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f"exported {len(cases)} cases ({args.layout}) to {out}: {size / 1e6:.2f} MB")
     return 0
+
+
+def _configure_grade(p):
+    p.add_argument("--cases", required=True, help="a directory written by export")
+    p.add_argument("--results", required=True, help="the port's results directory")
+    selection(p)
+    p.add_argument("--skip", action="append", help="case id to skip")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--quiet", action="store_true", help="only the summary line")
 
 
 def _cmd_grade(args) -> int:
@@ -123,8 +253,7 @@ def _cmd_grade(args) -> int:
             skip=args.skip or (),
         )
     except FormatError as exc:
-        print(f"adamp-conformance: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     if not args.quiet:
         print(format_table(results))
     summary = report["summary"]
@@ -139,55 +268,60 @@ def _cmd_grade(args) -> int:
     return 0 if summary["passed"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run_epilog() -> str:
+    from adamp_conformance.runner import COLUMNS
+
+    return COLUMNS
+
+
+register("list", Command("list the cases", _configure_list, _cmd_list))
+register(
+    "adapters",
+    Command(
+        "list the built-in adapters and whether each is usable here",
+        _configure_adapters,
+        _cmd_adapters,
+    ),
+)
+register("run", Command("run the suite against an adapter", _configure_run, _cmd_run))
+register("table", Command("summarise several adapters (Markdown)", _configure_table, _cmd_table))
+register(
+    "generate",
+    Command("regenerate the golden files (maintainers)", _configure_generate, _cmd_generate),
+)
+register(
+    "export",
+    Command("write the cases as language-neutral files", _configure_export, _cmd_export),
+)
+register(
+    "grade",
+    Command("grade results written by a port in any language", _configure_grade, _cmd_grade),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adamp-conformance", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def selection(p):
-        p.add_argument(
-            "--dtype", action="append", choices=["float64", "float32", "float16", "bfloat16"]
+    for name, command in COMMANDS.items():
+        extra = {}
+        if name == "run":
+            extra = {
+                "epilog": _run_epilog(),
+                "formatter_class": argparse.RawDescriptionHelpFormatter,
+            }
+        command.configure(
+            sub.add_parser(name, help=command.help, description=command.description, **extra)
         )
-        p.add_argument("--optimizer", action="append", choices=["adamp", "sgdp"])
-        p.add_argument("--case", action="append", help="a case id (with or without dtype)")
+    return parser
 
-    p_list = sub.add_parser("list", help="list the cases")
-    selection(p_list)
-    p_list.add_argument("--json", action="store_true")
-    p_run = sub.add_parser("run", help="run the suite against an adapter")
-    p_run.add_argument("--adapter", required=True, help="built-in name or module:attribute")
-    selection(p_run)
-    p_run.add_argument("--skip", action="append", help="case id to skip")
-    p_run.add_argument("--report", help="write the JSON report here")
-    p_run.add_argument("--quiet", action="store_true", help="only the summary line")
-    p_table = sub.add_parser("table", help="summarise several adapters (Markdown)")
-    p_table.add_argument("--adapters", default="adamp,timm,pytorch_optimizer,torch_optimizer")
-    selection(p_table)
-    p_table.add_argument("--report", help="write the JSON reports here")
-    p_gen = sub.add_parser("generate", help="regenerate the golden files (maintainers)")
-    p_gen.add_argument("--force", action="store_true", help="write even if a case is rejected")
-    p_export = sub.add_parser("export", help="write the cases as language-neutral files")
-    p_export.add_argument("out_dir", help="directory to write (created if missing)")
-    p_export.add_argument("--layout", choices=["channels_first", "channels_last"])
-    p_export.set_defaults(layout="channels_first")
-    selection(p_export)
-    p_grade = sub.add_parser("grade", help="grade results written by a port in any language")
-    p_grade.add_argument("--cases", required=True, help="a directory written by export")
-    p_grade.add_argument("--results", required=True, help="the port's results directory")
-    selection(p_grade)
-    p_grade.add_argument("--skip", action="append", help="case id to skip")
-    p_grade.add_argument("--report", help="write the JSON report here")
-    p_grade.add_argument("--quiet", action="store_true", help="only the summary line")
-    args = parser.parse_args(argv)
-    handler = {
-        "list": _cmd_list,
-        "run": _cmd_run,
-        "table": _cmd_table,
-        "generate": _cmd_generate,
-        "export": _cmd_export,
-        "grade": _cmd_grade,
-    }[args.command]
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        return handler(args)
+        return COMMANDS[args.command].handler(args)
+    except UsageError as exc:
+        print(f"adamp-conformance: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into e.g. head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -22,6 +22,7 @@ _TINY = 1e-300
 class Comparison:
     passed: bool = True
     first_failing_step: int | None = None  # 1-based step
+    first_failing_tensor: str | None = None  # the first tensor failing on that step
     max_param_err: float = 0.0  # normalised
     max_update_err: float = 0.0
     max_state_err: float | None = None
@@ -30,9 +31,9 @@ class Comparison:
     branch_mismatches: list[dict] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
-    def fail(self, step: int, message: str) -> None:
+    def fail(self, step: int, message: str, tensor: str | None = None) -> None:
         if self.passed or step < (self.first_failing_step or step + 1):
-            self.first_failing_step = step
+            self.first_failing_step, self.first_failing_tensor = step, tensor
         self.passed = False
         if len(self.messages) < 8:
             self.messages.append(f"step {step}: {message}")
@@ -41,6 +42,7 @@ class Comparison:
         return {
             "passed": self.passed,
             "first_failing_step": self.first_failing_step,
+            "first_failing_tensor": self.first_failing_tensor,
             "max_param_err": _finite_or_str(self.max_param_err),
             "max_update_err": _finite_or_str(self.max_update_err),
             "max_state_err": None
@@ -84,8 +86,13 @@ def compare(
     names: list[str] | None = None,
     check_state: bool = False,
     check_branches: bool = False,
+    stop_early: bool = False,
 ) -> Comparison:
-    """Compare ``actual`` with ``expected`` step by step (both in the same layout)."""
+    """Compare ``actual`` with ``expected`` step by step (both in the same layout).
+
+    ``stop_early``: return after the first failing step (the maxima then cover
+    only the steps so far); for a pass/fail answer.
+    """
     out = Comparison()
     steps = len(expected.params) - 1
     n = len(expected.params[0])
@@ -121,21 +128,23 @@ def compare(
             out.max_param_err = max(out.max_param_err, e_param)
             out.max_update_err = max(out.max_update_err, e_update)
             if not e_param <= 1.0:
-                out.fail(t, f"{names[i]}: parameter error {e_param:.3g} x tolerance")
+                out.fail(t, f"{names[i]}: parameter error {e_param:.3g} x tolerance", names[i])
             if not e_update <= 1.0:
-                out.fail(t, f"{names[i]}: update error {e_update:.3g} x tolerance")
+                out.fail(t, f"{names[i]}: update error {e_update:.3g} x tolerance", names[i])
             if check_state and actual.states is not None and t - 1 < len(actual.states):
                 e_state = _state_err(actual.states[t - 1][i], expected.states[t - 1][i], tol)
                 out.max_state_err = max(out.max_state_err, e_state)
                 if not e_state <= 1.0:
-                    out.fail(t, f"{names[i]}: state error {e_state:.3g} x tolerance")
+                    out.fail(t, f"{names[i]}: state error {e_state:.3g} x tolerance", names[i])
             if check_branches and actual.branches is not None:
                 got, want = int(actual.branches[t - 1, i]), int(expected.branches[t - 1, i])
                 if got != want:
                     out.branch_mismatches.append(
                         {"step": t, "param": names[i], "expected": want, "got": got}
                     )
-                    out.fail(t, f"{names[i]}: branch {got}, expected {want}")
+                    out.fail(t, f"{names[i]}: branch {got}, expected {want}", names[i])
+        if stop_early and not out.passed:
+            break
     return out
 
 

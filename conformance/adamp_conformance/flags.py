@@ -34,6 +34,12 @@ class Flag(str, enum.Enum):
     COS_EPS = "COS_EPS"  # norms clamped separately at eps in the cosine
     MULTI_GROUP = "MULTI_GROUP"  # each parameter group uses its own hyperparameters
     PER_PARAM_STEP = "PER_PARAM_STEP"  # a parameter without gradient does not advance its count
+    COS_OPERAND = "COS_OPERAND"  # the cosine test takes the gradient, not the update or momentum
+    REDUCTION_AXES = "REDUCTION_AXES"  # view statistics over every axis but the output one
+    SCALAR_PRECISION = "SCALAR_PRECISION"  # hyperparameters and bias corrections in float64
+    EPS_SQUARED = "EPS_SQUARED"  # eps clamps norms, never eps^2 (which float16 flushes to 0)
+    THRESHOLD = "THRESHOLD"  # the threshold is delta / sqrt(row length)
+    DECOUPLED_DECAY = "DECOUPLED_DECAY"  # weight decay is decoupled, not added to the gradient
 
 
 # The variants each flag must expose, by optimizer. A case may narrow this with ``expose``.
@@ -67,4 +73,19 @@ FLAG_VARIANTS: dict[Flag, dict[str, tuple[str, ...]]] = {
     Flag.COS_EPS: {"adamp": ("cos_plus_eps",), "sgdp": ("cos_plus_eps",)},
     Flag.MULTI_GROUP: {"adamp": ("groups_ignored",), "sgdp": ("groups_ignored",)},
     Flag.PER_PARAM_STEP: {"adamp": ("per_group_step_counter",)},
+    Flag.COS_OPERAND: {
+        "adamp": ("cos_against_update", "cos_against_momentum"),
+        "sgdp": ("cos_against_update", "cos_against_momentum"),
+    },
+    Flag.REDUCTION_AXES: {"adamp": ("one_axis_reduction",), "sgdp": ("one_axis_reduction",)},
+    Flag.SCALAR_PRECISION: {
+        "adamp": ("hyperparameters_float32",),
+        "sgdp": ("hyperparameters_float32",),
+    },
+    Flag.EPS_SQUARED: {"adamp": ("eps_squared_underflow",), "sgdp": ("eps_squared_underflow",)},
+    Flag.THRESHOLD: {
+        "adamp": ("threshold_without_sqrt_dim",),
+        "sgdp": ("threshold_without_sqrt_dim",),
+    },
+    Flag.DECOUPLED_DECAY: {"adamp": ("coupled_weight_decay",), "sgdp": ("coupled_weight_decay",)},
 }

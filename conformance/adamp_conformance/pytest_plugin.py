@@ -65,6 +65,10 @@ class ConformanceItem(pytest.Item):
         if result.failed:
             detail = "; ".join(result.comparison.messages[:3]) if result.comparison else ""
             named = f" [deviation: {', '.join(result.deviations)}]" if result.deviations else ""
+            if result.localisation:
+                loc = result.localisation
+                named = (f" [no known variant; step {loc['step']} {loc['tensor']}: "
+                         f"{loc['quantity']} departs first: {loc['detail']}]")  # fmt: skip
             message = f"{golden.id} {result.status}: {result.reason}{named}\n{detail}"
             if expected_fail:
                 pytest.xfail(message)

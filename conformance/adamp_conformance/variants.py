@@ -60,6 +60,12 @@ class Variant:
     unit_eps: bool = True  # unit vector p / (|p| + eps); False: p / |p|
     per_group_step: bool = False  # one step counter per group, advancing every step
     groups_ignored: bool = False  # the first group's hyperparameters for every parameter
+    cos_operand: str = "grad"  # the cosine test against "update" or "momentum" instead
+    one_axis: bool = False  # view statistics reduced over the input axis only
+    scalar_precision: str = "float64"  # hyperparameters held in "float32" or the case "dtype"
+    eps_squared: bool = False  # norms as sqrt(max(|x|^2, eps^2)), eps^2 in the case dtype
+    threshold_sqrt_dim: bool = True  # False: cos < delta instead of delta / sqrt(row length)
+    coupled_decay: bool = False  # L2 decay added to the gradient, no decoupled decay
 
 
 OFFICIAL = Variant("official", "the authors' adamp 0.3.0 (the reference)")
@@ -178,6 +184,53 @@ VARIANTS: dict[str, Variant] = {
             "every parameter stepped with the first group's hyperparameters",
             groups_ignored=True,
         ),
+        Variant(
+            "cos_against_update",
+            "the cosine test takes the update direction (AdamP m / denom, SGDP the momentum "
+            "direction) instead of the gradient",
+            cos_operand="update",
+        ),
+        Variant(
+            "cos_against_momentum",
+            "the cosine test takes the first moment / momentum buffer instead of the gradient",
+            cos_operand="momentum",
+        ),
+        Variant(
+            "one_axis_reduction",
+            "cosines and norms reduced over the input axis only (axis=1 in PyTorch layout, "
+            "axis=-2 in Keras layout) instead of every axis but the output one: per kernel "
+            "position for 4-D weights, and the layer view tests the same slices",
+            one_axis=True,
+        ),
+        Variant(
+            "hyperparameters_float32",
+            "hyperparameters held in float32 (Keras variables, tf constants) while the "
+            "weights are float64",
+            scalar_precision="float32",
+        ),
+        Variant(
+            "scalars_in_param_dtype",
+            "hyperparameters and bias corrections computed in the parameter's dtype (in "
+            "bfloat16 beta2 = 0.999 rounds to 1, so 1 - beta2^t = 0)",
+            ("adamp",),
+            scalar_precision="dtype",
+        ),
+        Variant(
+            "eps_squared_underflow",
+            "norms clamped as sqrt(max(|x|^2, eps^2)) with eps^2 in the parameter's dtype: "
+            "0 in float16 for eps < 2.4e-4, so a zero gradient or weight row gives NaN",
+            eps_squared=True,
+        ),
+        Variant(
+            "threshold_without_sqrt_dim",
+            "projection when max cos < delta, without the division by sqrt(row length)",
+            threshold_sqrt_dim=False,
+        ),
+        Variant(
+            "coupled_weight_decay",
+            "weight decay added to the gradient (L2, Adam/SGD style) instead of decoupled",
+            coupled_decay=True,
+        ),
     )
 }
 
@@ -222,21 +275,52 @@ def _cosine(x_rows: np.ndarray, y_rows: np.ndarray, eps: float, kind: str) -> np
     raise ValueError(f"unknown cosine variant {kind!r}")
 
 
+def _input_axis(axis: int) -> int:
+    return 1 if axis == 0 else axis - 1
+
+
 def _rows(x: np.ndarray, view: str, axis: int) -> np.ndarray:
+    if view == "one_axis":  # a row per (output channel, kernel position), over the inputs
+        moved = np.moveaxis(x, _input_axis(axis), -1)
+        return moved.reshape(-1, moved.shape[-1])
     return view_rows(x, Branch.CHANNEL if view == "channel" else Branch.LAYER, axis)
 
 
 def _unrows(rows: np.ndarray, shape: tuple[int, ...], view: str, axis: int) -> np.ndarray:
     if view == "layer":
         return rows.reshape(shape)
+    if view == "one_axis":
+        k = _input_axis(axis)
+        moved = (*shape[:k], *shape[k + 1 :], shape[k])
+        return np.moveaxis(rows.reshape(moved), -1, k)
     moved = (shape[axis], *shape[:axis], *shape[axis + 1 :])
     return np.moveaxis(rows.reshape(moved), 0, axis)
 
 
-def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant, axis: int | None = None):
+def _eps_squared_cosine(x_rows, y_rows, eps_sq):
+    dot = np.sum(x_rows * y_rows, axis=1)
+    nx = np.sqrt(np.maximum(np.sum(x_rows * x_rows, axis=1), eps_sq))
+    ny = np.sqrt(np.maximum(np.sum(y_rows * y_rows, axis=1), eps_sq))
+    return np.abs(dot / (nx * ny))
+
+
+def project(
+    p,
+    g,
+    u,
+    *,
+    delta,
+    eps,
+    wd_ratio,
+    variant: Variant,
+    axis: int | None = None,
+    dtype: str = "float64",
+):
     """The projection with the variant's switches; returns (update, ratio, branch).
 
-    ``axis`` overrides the channel axis (default: the variant's rule in PyTorch layout).
+    ``g`` is the vector the cosine test takes (the gradient, or the variant's
+    operand); ``axis`` overrides the channel axis (default: the variant's rule in
+    PyTorch layout); ``dtype`` is the case dtype (for eps^2 in that dtype).
     """
     if p.ndim < 2 and not variant.project_1d:
         return u, 1.0, Branch.NONE
@@ -245,16 +329,24 @@ def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant, axis: int | None
         views = ("layer",)
     else:
         u2 = u
-        views = variant.views
+        views = ("one_axis",) if variant.one_axis and variant.views else variant.views
     axis = _channel_axis(variant, p.ndim) if axis is None else axis % p.ndim
+    eps_sq = float(round_to(eps * eps, dtype)) if variant.eps_squared else None
     for view in views:
         pr, gr = _rows(p, view, axis), _rows(g, view, axis)
-        cos = _cosine(gr, pr, eps, variant.cosine)
+        if eps_sq is None:
+            cos = _cosine(gr, pr, eps, variant.cosine)
+        else:
+            cos = _eps_squared_cosine(gr, pr, eps_sq)
+        threshold = delta / math.sqrt(pr.shape[1]) if variant.threshold_sqrt_dim else delta
         with np.errstate(invalid="ignore"):
-            fired = bool(np.max(cos) < delta / math.sqrt(pr.shape[1]))
+            fired = bool(np.max(cos) < threshold)
         if fired:
             ur = _rows(u2, view, axis)
-            if variant.unit_eps:
+            if eps_sq is not None:
+                unit = pr / np.sqrt(np.sum(pr * pr, axis=1) + eps_sq)[:, None]
+                rows = ur - unit * np.sum(unit * ur, axis=1)[:, None]
+            elif variant.unit_eps:
                 rows = remove_radial(pr, ur, eps)
             else:
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -262,59 +354,91 @@ def project(p, g, u, *, delta, eps, wd_ratio, variant: Variant, axis: int | None
                     rows = ur - unit * np.sum(unit * ur, axis=1)[:, None]
             out = _unrows(rows, p.shape, view, axis).reshape(u.shape)
             ratio = 1.0 if variant.wd_ratio_ignored else float(wd_ratio)
-            code = Branch.CHANNEL if view == "channel" else Branch.LAYER
+            code = Branch.LAYER if view == "layer" else Branch.CHANNEL
             return out, ratio, code
     return u, 1.0, Branch.NONE
 
 
-def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis):
+def _scalars(hp: dict, variant: Variant, dtype: str) -> dict:
+    """The hyperparameters as the variant holds them (rounded to float32 or the case dtype)."""
+    precision = {"float32": "float32", "dtype": dtype}.get(variant.scalar_precision)
+    if precision is None:
+        return hp
+    return {
+        k: float(round_to(v, precision)) if isinstance(v, float | int) and not isinstance(v, bool)
+        else v
+        for k, v in hp.items()
+    }  # fmt: skip
+
+
+def _scalar_rounding(variant: Variant, dtype: str):
+    """Rounding of a scalar expression (bias correction, step size, decay factor) to the
+    precision the variant holds scalars in; the identity for float64."""
+    if variant.scalar_precision == "float64":
+        return lambda x: x
+    precision = dtype if variant.scalar_precision == "dtype" else "float32"
+    return lambda x: float(round_to(x, precision))
+
+
+def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis, dtype):
     b1, b2, eps, lr = hp["beta1"], hp["beta2"], hp["eps"], hp["lr"]
     step = st["step"] + 1
     t = (group_step if variant.per_group_step else step) + variant.bias_offset
+    if variant.coupled_decay:
+        g = g + hp["weight_decay"] * p
     m = b1 * st["exp_avg"] + (1.0 - b1) * g
     v = b2 * st["exp_avg_sq"] + (1.0 - b2) * (g * g)
-    bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
+    rnd = _scalar_rounding(variant, dtype)  # scalar expressions in the held precision
+    bc1, bc2 = rnd(1.0 - rnd(b1**t)), rnd(1.0 - rnd(b2**t))
     if variant.eps_inside:
-        denom = (np.sqrt(v) + eps) / math.sqrt(bc2)
+        denom = (np.sqrt(v) + eps) / rnd(math.sqrt(bc2))
     else:
-        denom = np.sqrt(v) / math.sqrt(bc2) + eps
+        denom = np.sqrt(v) / rnd(math.sqrt(bc2)) + eps
     numerator = m
     if hp["nesterov"] and variant.nesterov == "official":
         numerator = b1 * m + (1.0 - b1) * g
     elif hp["nesterov"] and variant.nesterov == "wrong":
         numerator = b1 * m + g
+    direction = numerator / denom
+    operand = {"grad": g, "update": direction, "momentum": m}[variant.cos_operand]
     d, ratio, branch = project(
         p,
-        g,
-        numerator / denom,
+        operand,
+        direction,
         delta=hp["delta"],
         eps=eps,
         wd_ratio=hp["wd_ratio"],
         variant=variant,
         axis=axis,
+        dtype=dtype,
     )
     decay_lr = lr / bc1 if variant.decay_step_size else lr
-    new = p * (1.0 - decay_lr * hp["weight_decay"] * ratio) - (lr / bc1) * d
+    wd = 0.0 if variant.coupled_decay else hp["weight_decay"]
+    new = p * rnd(1.0 - decay_lr * wd * ratio) - rnd(lr / bc1) * d
     return new, {"step": step, "exp_avg": m, "exp_avg_sq": v}, branch
 
 
-def _sgdp(p, g, st, hp, variant: Variant, first: bool, axis):
+def _sgdp(p, g, st, hp, variant: Variant, first: bool, axis, dtype):
     mu, lr = hp["momentum"], hp["lr"]
+    if variant.coupled_decay:
+        g = g + hp["weight_decay"] * p
     old = st["momentum_buffer"]
     damp = 0.0 if (variant.dampening_first_step and first) else hp["dampening"]
-    buf = mu * old + (1.0 - damp) * g
+    buf = mu * old + _scalar_rounding(variant, dtype)(1.0 - damp) * g
     nesterov = hp["nesterov"] and variant.nesterov != "ignored"
     # the Nesterov direction g + mu * b (the wrong form uses the buffer before this step)
     d = g + mu * (old if variant.nesterov == "wrong" else buf) if nesterov else buf
+    operand = {"grad": g, "update": d, "momentum": buf}[variant.cos_operand]
     d, ratio, branch = project(
         p,
-        g,
+        operand,
         d,
         delta=hp["delta"],
         eps=hp["eps"],
         wd_ratio=hp["wd_ratio"],
         variant=variant,
         axis=axis,
+        dtype=dtype,
     )
     keep = (
         hp.get("project_buffer", True)
@@ -324,7 +448,8 @@ def _sgdp(p, g, st, hp, variant: Variant, first: bool, axis):
     if keep and not nesterov:
         buf = d
     divisor = 1.0 if variant.sgdp_decay_no_division else 1.0 - mu
-    new = p * (1.0 - lr * hp["weight_decay"] * ratio / divisor) - lr * d
+    wd = 0.0 if variant.coupled_decay else hp["weight_decay"]
+    new = p * _scalar_rounding(variant, dtype)(1.0 - lr * wd * ratio / divisor) - lr * d
     return new, {"momentum_buffer": buf}, branch
 
 
@@ -369,15 +494,14 @@ class VariantStepper:
                     continue
                 p = self.params[i]
                 hp = self.groups[0 if variant.groups_ignored else self.group_of[i]]
+                hp = _scalars(hp, variant, self.dtype)
                 g = np.asarray(g, dtype=np.float64)
-                if self.optimizer == "adamp":
-                    new, st, branch = _adamp(
-                        p, g, self._states[i], hp, variant, self._count, self.axis
-                    )
-                else:
-                    new, st, branch = _sgdp(
-                        p, g, self._states[i], hp, variant, self._first[i], self.axis
-                    )
+                step = _adamp if self.optimizer == "adamp" else _sgdp
+                counter = self._count if self.optimizer == "adamp" else self._first[i]
+                new, st, branch = step(
+                    p, g, self._states[i], hp, variant, counter, self.axis, self.dtype
+                )
+                if self.optimizer == "sgdp":
                     self._first[i] = False
                 self.params[i] = round_to(new, self.dtype)
                 self._states[i] = st
