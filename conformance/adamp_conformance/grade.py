@@ -29,7 +29,13 @@ from adamp_conformance.export import (
     state_fields,
 )
 from adamp_conformance.golden import GoldenCase
-from adamp_conformance.runner import CaseResult, run_case, select_cases, suite_report
+from adamp_conformance.runner import (
+    CaseResult,
+    EmptySelection,
+    run_case,
+    select_cases,
+    suite_report,
+)
 
 __all__ = [
     "IMPLEMENTATION_FORMAT",
@@ -280,7 +286,10 @@ def grade(
         raise FormatError(f"{results_dir}: no such results directory")
     implementation = read_implementation(results_dir)
     layout = index["layout"]
-    selected = select_cases(cases, dtypes=dtypes, optimizers=optimizers, ids=ids)
+    try:
+        selected = select_cases(cases, dtypes=dtypes, optimizers=optimizers, ids=ids)
+    except EmptySelection:
+        selected = []
     if not selected:
         raise FormatError(f"{cases_dir}: no exported case matches the selection")
     if not any((results_dir / f"{golden.id}.json").exists() for golden in selected):
