@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from adamp_core._quiet import quiet_tensorflow_without_gpu
 from demo import report
 from demo.experiment import OPTIMIZERS, Schedule, load_digits
 from demo.toy2d import TOY_LR, TOY_STEPS, toy_runs
@@ -49,6 +50,7 @@ def load_backend(name: str):
         import os
 
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        quiet_tensorflow_without_gpu()
     return importlib.import_module(f"demo.backend_{name}")
 
 

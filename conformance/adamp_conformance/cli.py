@@ -91,6 +91,9 @@ def _cmd_generate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from adamp_core._quiet import quiet_tensorflow_without_gpu
+
+    quiet_tensorflow_without_gpu()
     parser = argparse.ArgumentParser(prog="adamp-conformance", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
