@@ -30,6 +30,8 @@ TORCH_CPU_INDEX ?= $(if $(LOCAL_CPU_TORCH),,https://download.pytorch.org/whl/cpu
 TORCH_PIP_ARGS := $(if $(filter cpu,$(TORCH)),$(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)))
 
 PIP := $(BIN)/python -m pip install --quiet -c constraints.txt
+# mkdocs-material prints a notice about its successor on every build; the build is unaffected.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 INSTALL_DEPS := pyproject.toml constraints.txt Makefile
 
 .PHONY: demo test lint format bench docs install clean conformance-thirdparty
@@ -80,11 +82,11 @@ format: $(VENV)/.test
 	$(BIN)/ruff check --fix .
 
 docs: $(VENV)/.docs
-	$(BIN)/mkdocs build --strict --site-dir site
+	$(MKDOCS) build --strict --site-dir site
 
 # Keras fixes its backend at import, so tests/keras runs once per backend, each in its own process.
 test: lint
-	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	$(MKDOCS) build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest -rs tests --ignore=tests/keras
 	@if [ -d tests/keras ]; then \
 	  for backend in $(KERAS_BACKENDS); do \
