@@ -17,17 +17,17 @@ DEMO_ARGS ?=
 BACKEND ?= $(or $(filter torch jax keras,$(subst =, ,$(DEMO_ARGS))),torch)
 
 # PyTorch build: TORCH=cpu (default) or TORCH=cuda.
-#   cpu:  torch 2.13.0+cpu from the PyTorch CPU index (TORCH_CPU_INDEX), about 0.8 GB installed.
+#   cpu:  torch 2.13.0+cpu from the PyTorch CPU index (TORCH_CPU_INDEX), about 0.9 GB installed.
 #         Where pip's configured find-links already hold a torch-*+cpu wheel, pip takes that
 #         one and TORCH_CPU_INDEX is left empty.
 #   cuda: torch 2.13.0 from PyPI: on Linux x86_64 the CUDA build, with about 17 nvidia-*
 #         packages (several GB).
 # Switching an existing .venv between the two needs `make clean` first.
 TORCH ?= cpu
-LOCAL_CPU_TORCH := $(firstword $(foreach dir,$(PIP_FIND_LINKS) \
+LOCAL_CPU_TORCH = $(firstword $(foreach dir,$(PIP_FIND_LINKS) \
   $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),$(wildcard $(dir)/torch-*+cpu-*.whl)))
 TORCH_CPU_INDEX ?= $(if $(LOCAL_CPU_TORCH),,https://download.pytorch.org/whl/cpu)
-TORCH_PIP_ARGS := $(if $(filter cpu,$(TORCH)),$(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)))
+TORCH_PIP_ARGS = $(if $(filter cpu,$(TORCH)),$(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)))
 
 PIP := $(BIN)/python -m pip install --quiet -c constraints.txt
 # mkdocs-material prints a notice about its successor on every build; the build is unaffected.
