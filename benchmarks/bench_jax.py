@@ -110,7 +110,6 @@ def main(quick: bool = False) -> dict:
         "jax": jax.__version__,
         "optax": optax.__version__,
         "quick": quick,
-        "target_ratio": 1.5,
         "results": records,
     }
     write_json("jax", payload)

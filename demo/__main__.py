@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from adamp_core._quiet import quiet_tensorflow_without_gpu
 from demo import report
 from demo.experiment import OPTIMIZERS, Schedule, load_digits
-from demo.toy2d import toy_runs
+from demo.toy2d import TOY_LR, TOY_STEPS, toy_runs
 
 BACKENDS = ("torch", "jax", "keras")
 
@@ -49,6 +50,7 @@ def load_backend(name: str):
         import os
 
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        quiet_tensorflow_without_gpu()
     return importlib.import_module(f"demo.backend_{name}")
 
 
@@ -57,22 +59,21 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     epochs = args.epochs or (3 if args.quick else 30)
-    toy_steps = 600 if args.quick else 3000
     out = args.out or Path("demo_output") / args.backend
     out.mkdir(parents=True, exist_ok=True)
     backend = load_backend(args.backend)
     settings = {
         "epochs": epochs,
         "seed": args.seed,
-        "toy_steps": toy_steps,
-        "toy_lr": 0.01,
+        "toy_steps": TOY_STEPS,
+        "toy_lr": TOY_LR,
         "projected_sampling": backend.PROJECTED_SAMPLING,
         "optimizers": [spec.__dict__ for spec in OPTIMIZERS],
     }
     start = time.perf_counter()
 
     print(f"[{args.backend}] 2-D toy: SGD, momentum 0.9 / 0.99, SGDP ...", flush=True)
-    toy = toy_runs(backend.toy_optimizer, steps=toy_steps, lr=0.01, layout=backend.TOY_LAYOUT)
+    toy = toy_runs(backend.toy_optimizer, layout=backend.TOY_LAYOUT)
 
     digits = load_digits(args.seed)
     schedule = Schedule(epochs=epochs, seed=args.seed)

@@ -58,6 +58,10 @@ def to_nchw(x: np.ndarray) -> torch.Tensor:
 
 
 def train(spec: OptimizerSpec, digits: Digits, schedule: Schedule, progress) -> History:
+    # One thread: this 8x8 conv net gains nothing from more, its numbers then do not
+    # depend on the machine's core count, and on a loaded machine extra threads only
+    # contend (1 epoch of each optimizer at load ~12 on 2 cores: 60 s with 1, 156 s with 2).
+    torch.set_num_threads(1)
     torch.manual_seed(schedule.seed)
     model = build_model()
     conv_weights = [(n, p) for n, p in model.named_parameters() if p.ndim == 4]

@@ -8,6 +8,16 @@ no ``custom_objects``); per-variable projection diagnostics through
 ``optimizer.projection_branches()``.
 """
 
+try:  # name the extra to install, not only the missing module
+    import keras  # noqa: F401
+except ModuleNotFoundError as error:
+    if error.name not in ("keras", "tensorflow"):  # tensorflow: the default Keras backend
+        raise
+    raise ImportError(
+        f"adamp_keras needs Keras 3 ({error.name} is not installed): "
+        'pip install "adamp-reference[keras]"'
+    ) from error
+
 from adamp_keras.adamp import AdamP
 from adamp_keras.sgdp import SGDP
 

@@ -7,6 +7,16 @@ synchronisation in ``step``, ``torch.compile(fullgraph=True)`` support, FSDP2
 (``optimizer.projection_branches()``).
 """
 
+try:  # name the extra to install, not only the missing module
+    import torch  # noqa: F401
+except ModuleNotFoundError as error:
+    if error.name != "torch":
+        raise
+    raise ImportError(
+        f"adamp_torch needs PyTorch ({error.name} is not installed): "
+        'pip install "adamp-reference[torch]"'
+    ) from error
+
 from adamp_torch.adamp import AdamP
 from adamp_torch.sgdp import SGDP
 

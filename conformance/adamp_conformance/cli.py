@@ -316,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from adamp_core._quiet import quiet_tensorflow_without_gpu
+
+    quiet_tensorflow_without_gpu()
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command].handler(args)
