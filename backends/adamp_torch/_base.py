@@ -12,6 +12,7 @@ from torch.optim.optimizer import required
 
 from adamp_core import Branch, check_bool, check_in_range
 from adamp_torch._functional import Bucket
+from adamp_torch._fused import check_fused_group
 
 try:
     from torch.distributed.tensor import DTensor
@@ -57,6 +58,9 @@ def check_options(group: dict) -> None:
         check_bool("foreach", group["foreach"])
     check_bool("maximize", group["maximize"])
     check_bool("capturable", group["capturable"])
+    check_bool("fused", group["fused"])
+    if group["fused"] and group["foreach"]:
+        raise ValueError("foreach and fused cannot both be True; pick one")
 
 
 class ProjectedOptimizer(Optimizer):
@@ -67,6 +71,8 @@ class ProjectedOptimizer(Optimizer):
     def __init__(self, params, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
         self._cache: dict = {}
+        # GradScaler then hands grad_scale and found_inf to step() (as torch's fused optimizers)
+        self._step_supports_amp_scaling = bool(defaults.get("fused"))
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -87,7 +93,7 @@ class ProjectedOptimizer(Optimizer):
             state["projection"] = code.to(torch.int64)
 
     def _extra_defaults(self) -> dict[str, Any]:
-        return {"foreach": None, "maximize": False, "capturable": False}
+        return {"foreach": None, "maximize": False, "capturable": False, "fused": False}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.defaults.get("lr") is required and "lr" not in param_group:
@@ -99,6 +105,8 @@ class ProjectedOptimizer(Optimizer):
         group = self.param_groups[-1]
         try:
             self._validate(group)
+            if group["fused"] or self.defaults.get("fused"):
+                check_fused_group(group, self.defaults, type(self).__name__)
             for p in group["params"]:
                 if torch.is_complex(p):
                     raise ValueError(
@@ -116,6 +124,9 @@ class ProjectedOptimizer(Optimizer):
         raise NotImplementedError
 
     def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
+        raise NotImplementedError
+
+    def _update_fused(self, bucket: Bucket, group: dict[str, Any], scaling: dict) -> None:
         raise NotImplementedError
 
     def _buckets(self, group: dict[str, Any]) -> list[Bucket]:
@@ -157,9 +168,13 @@ class ProjectedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_dense_gradients()
+        scaling = {k: getattr(self, k, None) for k in ("grad_scale", "found_inf")}
         for group in self.param_groups:
             for bucket in self._buckets(group):
-                self._update(bucket, group, _use_foreach(group["foreach"], bucket.params[0]))
+                if group["fused"]:
+                    self._update_fused(bucket, group, scaling)
+                else:
+                    self._update(bucket, group, _use_foreach(group["foreach"], bucket.params[0]))
         return loss
 
     def _check_dense_gradients(self) -> None:
