@@ -161,7 +161,7 @@ def compiled(fn: Callable) -> Callable:
 
 def every_shape():
     """Sizes stay symbolic even when 0 or 1 (no specialisation, so no recompilation)."""
-    return fx_config.patch(backed_size_oblivious=True)
+    return fx_config.patch(backed_size_oblivious=True, use_duck_shape=False)
 
 
 def _grad(g: Tensor, grad_factor: Tensor) -> Tensor:
@@ -173,34 +173,34 @@ def _stack_stats(w: Tensor, g: Tensor, u: Tensor) -> Tensor:
     return torch.stack([(g * g).sum(1), (w * w).sum(1), (g * w).sum(1), (w * u).sum(1)])
 
 
-def adamp_stats(w, g, m, v, beta1, beta2, shift, grad_factor, skip, nesterov):
+def adamp_stats(w, g, m, v, c1, beta2, c2, shift, grad_factor, skip, nesterov):
     """Moments in place (unless ``skip``) and the (4, rows) statistics; 2-D views."""
     gf = _grad(g, grad_factor)
-    m_new = torch.lerp(m.to(gf.dtype), gf, 1.0 - beta1)
-    v_new = v.to(gf.dtype) * beta2 + (1.0 - beta2) * gf * gf
+    m_new = torch.lerp(m.to(gf.dtype), gf, c1)
+    v_new = v.to(gf.dtype) * beta2 + c2 * gf * gf
     m.copy_(torch.where(skip, m, m_new.to(m.dtype)))
     v.copy_(torch.where(skip, v, v_new.to(v.dtype)))
-    numerator = torch.where(nesterov, torch.lerp(m_new, gf, 1.0 - beta1), m_new)
+    numerator = torch.where(nesterov, torch.lerp(m_new, gf, c1), m_new)
     u = numerator / (v_new.sqrt() + shift)
     return _stack_stats(w.to(gf.dtype), gf, u)
 
 
-def adamp_apply(w, g, m, v, scale, neg_step, beta1, shift, grad_factor, skip, nesterov):
+def adamp_apply(w, g, m, v, scale, neg_step, c1, shift, grad_factor, skip, nesterov):
     """w ← scale·w + neg_step·u with u from the updated moments; 2-D views."""
     mf = m.to(shift.dtype)
     if nesterov:
-        mf = torch.lerp(mf, _grad(g, grad_factor), 1.0 - beta1)
+        mf = torch.lerp(mf, _grad(g, grad_factor), c1)
     u = mf / (v.to(shift.dtype).sqrt() + shift)
     w_new = w.to(shift.dtype) * scale.unsqueeze(1) + neg_step * u
     w.copy_(torch.where(skip, w, w_new.to(w.dtype)))
 
 
-def adamp_plain(w, g, m, v, beta1, beta2, shift, neg_step, decay, grad_factor, skip, nesterov):
+def adamp_plain(w, g, m, v, c1, beta2, c2, shift, neg_step, decay, grad_factor, skip, nesterov):
     """The unprojected update of flat vectors; per-element ``shift`` and ``neg_step``."""
     gf = _grad(g, grad_factor)
-    m_new = torch.lerp(m.to(gf.dtype), gf, 1.0 - beta1)
-    v_new = v.to(gf.dtype) * beta2 + (1.0 - beta2) * gf * gf
-    numerator = torch.where(nesterov, torch.lerp(m_new, gf, 1.0 - beta1), m_new)
+    m_new = torch.lerp(m.to(gf.dtype), gf, c1)
+    v_new = v.to(gf.dtype) * beta2 + c2 * gf * gf
+    numerator = torch.where(nesterov, torch.lerp(m_new, gf, c1), m_new)
     w_new = w.to(gf.dtype) * decay + neg_step * (numerator / (v_new.sqrt() + shift))
     return (
         torch.where(skip, w, w_new.to(w.dtype)),
@@ -209,14 +209,14 @@ def adamp_plain(w, g, m, v, beta1, beta2, shift, neg_step, decay, grad_factor, s
     )
 
 
-def _sgdp_buffer(g, b, momentum, dampening, grad_factor):
+def _sgdp_buffer(g, b, momentum, undamped, grad_factor):
     gf = _grad(g, grad_factor)
-    return gf, b.to(gf.dtype) * momentum + (1.0 - dampening) * gf
+    return gf, b.to(gf.dtype) * momentum + undamped * gf
 
 
-def sgdp_stats(w, g, b, momentum, dampening, grad_factor, skip, nesterov):
+def sgdp_stats(w, g, b, momentum, undamped, grad_factor, skip, nesterov):
     """Momentum buffer in place (unless ``skip``) and the (4, rows) statistics."""
-    gf, b_new = _sgdp_buffer(g, b, momentum, dampening, grad_factor)
+    gf, b_new = _sgdp_buffer(g, b, momentum, undamped, grad_factor)
     b.copy_(torch.where(skip, b, b_new.to(b.dtype)))
     d = torch.where(nesterov, gf + momentum * b_new, b_new)
     return _stack_stats(w.to(gf.dtype), gf, d)
@@ -238,8 +238,8 @@ def sgdp_apply(
     w.copy_(torch.where(skip, w, (wf * scale + neg_step * d).to(w.dtype)))
 
 
-def sgdp_plain(w, g, b, momentum, dampening, neg_step, decay, grad_factor, skip, nesterov):
-    gf, b_new = _sgdp_buffer(g, b, momentum, dampening, grad_factor)
+def sgdp_plain(w, g, b, momentum, undamped, neg_step, decay, grad_factor, skip, nesterov):
+    gf, b_new = _sgdp_buffer(g, b, momentum, undamped, grad_factor)
     d = torch.where(nesterov, gf + momentum * b_new, b_new)
     w_new = w.to(gf.dtype) * decay + neg_step * d
     return torch.where(skip, w, w_new.to(w.dtype)), torch.where(skip, b, b_new.to(b.dtype))
@@ -321,7 +321,19 @@ def decay_factors(decay_rate: Tensor | None, ratio: Tensor) -> Tensor:
 
 def per_row(values: Tensor, decision: Decision) -> list[Tensor]:
     """An (R,) vector split per tensor, (rows,) each (the kernels broadcast it over cols)."""
-    return list(values.split(decision.rows))
+    return split_inputs(values, decision.rows)
+
+
+def split_inputs(values: Tensor, sizes: list[int] | None = None) -> list[Tensor]:
+    """``values`` split (or unbound) into kernel inputs that never cause a recompilation.
+
+    Views of one vector differ in their storage offset, which the compiled functions
+    would specialise on for 0 and 1: two leading pad elements make every offset >= 2,
+    and detaching drops the base tensor they would guard on too.
+    """
+    padded = torch.cat([values.new_zeros(2), values])
+    parts = padded.split([2, *sizes])[1:] if sizes is not None else padded.unbind(0)[2:]
+    return [part.detach() for part in parts]
 
 
 def flat(tensors: list[Tensor]) -> Tensor:
@@ -381,26 +393,28 @@ def adamp_fused(
     step_size = lr_t * sqrt_bias2 / bias1  # u uses sqrt(b2)·m / (sqrt(v) + ε·sqrt(b2))
     shift = (eps * sqrt_bias2).to(dtype)
     decay_rate = lr_t * weight_decay if weight_decay != 0 else None
-    b1, b2 = _full(beta1, dtype, device), _full(beta2, dtype, device)
+    # 1 - β from the Python floats: in float32, 1 - float32(0.999) is off by 1.3e-5 relative
+    c1, c2 = _full(1.0 - beta1, dtype, device), _full(1.0 - beta2, dtype, device)
+    b2 = _full(beta2, dtype, device)
     common = dict(grad_factor=scale.grad_factor, skip=scale.skip, nesterov=nesterov)
     # where only elementwise selects depend on nesterov: a tensor flag, one compilation
     dynamic = {**common, "nesterov": torch.full((), nesterov, device=device)}
     k, pending = bucket.n_projected, []
     if k:
         views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
-        shifts = shift.unbind(0)
+        shifts = split_inputs(shift)
         stats_fn, apply_fn = compiled(adamp_stats), compiled(adamp_apply)
         with every_shape():
-            stats = [stats_fn(*vw, b1, b2, shifts[i], **dynamic) for i, vw in enumerate(views)]
+            stats = [stats_fn(*vw, c1, b2, c2, shifts[i], **dynamic) for i, vw in enumerate(views)]
         proj = ProjectionArgs(delta, wd_ratio, eps)
         decision = decide_bucket(bucket, stats, proj, scale.skip, cache)
         decay = decay_factors(decay_rate, decision.ratio)
         sizes = step_size[:k].to(dtype)
         scales = per_row(decay[decision.seg] + sizes[decision.seg] * decision.coef, decision)
-        neg = (-step_size[:k]).to(dtype).unbind(0)
+        neg = split_inputs((-step_size[:k]).to(dtype))
         with every_shape():
             for i, vw in enumerate(views):
-                apply_fn(*vw, scales[i], neg[i], b1, shifts[i], **common)
+                apply_fn(*vw, scales[i], neg[i], c1, shifts[i], **common)
         finish(pending)
     if k < len(bucket.params):
         params = bucket.params[k:]
@@ -410,7 +424,7 @@ def adamp_fused(
         neg_e = per_element((-step_size[k:]).to(dtype), params, cache)
         flats = [flat(t) for t in (params, bucket.grads[k:], ms, vs)]
         with every_shape():
-            w, m, v = compiled(adamp_plain)(*flats, b1, b2, shift_e, neg_e, decay, **dynamic)
+            w, m, v = compiled(adamp_plain)(*flats, c1, b2, c2, shift_e, neg_e, decay, **dynamic)
         for targets, values in ((params, w), (ms, m), (vs, v)):
             write_back(targets, values)
 
@@ -439,7 +453,7 @@ def sgdp_fused(
     lr_t = _vector(lr, like)
     neg = (-lr_t).to(dtype)
     decay_rate = lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None
-    mom, damp = _full(momentum, dtype, device), _full(dampening, dtype, device)
+    mom, damp = _full(momentum, dtype, device), _full(1.0 - dampening, dtype, device)
     common = dict(grad_factor=scale.grad_factor, skip=scale.skip, nesterov=nesterov)
     # where only elementwise selects depend on nesterov: a tensor flag, one compilation
     dynamic = {**common, "nesterov": torch.full((), nesterov, device=device)}
