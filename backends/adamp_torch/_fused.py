@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import shutil
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -154,9 +155,16 @@ def writable_rows(t: Tensor, order: list[int], pending: list) -> Tensor:
 
 
 @functools.cache
-def compiled(fn: Callable) -> Callable:
-    """``fn`` compiled once for every shape; call it inside :func:`every_shape`."""
-    return torch.compile(fn, dynamic=True, fullgraph=True)
+def compiled(fn: Callable, like: tuple[torch.dtype, str]) -> Callable:
+    """``fn`` compiled once for every shape; call it inside :func:`every_shape`.
+
+    One copy of ``fn`` per (dtype, device type): Dynamo keeps its compilations per
+    code object, up to a limit (8), and the static flags times four dtypes would
+    exceed it in one process.
+    """
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{str(like[0])[6:]}_{like[1]}")
+    clone = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__)
+    return torch.compile(clone, dynamic=True, fullgraph=True)
 
 
 def every_shape():
@@ -173,35 +181,39 @@ def _stack_stats(w: Tensor, g: Tensor, u: Tensor) -> Tensor:
     return torch.stack([(g * g).sum(1), (w * w).sum(1), (g * w).sum(1), (w * u).sum(1)])
 
 
-def adamp_stats(w, g, m, v, c1, beta2, c2, shift, grad_factor, skip, nesterov):
-    """Moments in place (unless ``skip``) and the (4, rows) statistics; 2-D views."""
+def _adamp_direction(g, m, v, c1, beta2, c2, shift, grad_factor, nesterov):
+    """The new moments and the direction u, all in the compute dtype (never rounded)."""
     gf = _grad(g, grad_factor)
     m_new = torch.lerp(m.to(gf.dtype), gf, c1)
     v_new = v.to(gf.dtype) * beta2 + c2 * gf * gf
-    m.copy_(torch.where(skip, m, m_new.to(m.dtype)))
-    v.copy_(torch.where(skip, v, v_new.to(v.dtype)))
     numerator = torch.where(nesterov, torch.lerp(m_new, gf, c1), m_new)
-    u = numerator / (v_new.sqrt() + shift)
+    return gf, m_new, v_new, numerator / (v_new.sqrt() + shift)
+
+
+def adamp_stats(w, g, m, v, c1, beta2, c2, shift, grad_factor, nesterov):
+    """The (4, rows) statistics of the step's direction; writes nothing (2-D views).
+
+    The moments are written by :func:`adamp_apply`, which recomputes them from the
+    same inputs: u never comes from moments rounded to a 16-bit state (where a
+    small v rounds to 0 and u would blow up).
+    """
+    gf, _, _, u = _adamp_direction(g, m, v, c1, beta2, c2, shift, grad_factor, nesterov)
     return _stack_stats(w.to(gf.dtype), gf, u)
 
 
-def adamp_apply(w, g, m, v, scale, neg_step, c1, shift, grad_factor, skip, nesterov):
-    """w ← scale·w + neg_step·u with u from the updated moments; 2-D views."""
-    mf = m.to(shift.dtype)
-    if nesterov:
-        mf = torch.lerp(mf, _grad(g, grad_factor), c1)
-    u = mf / (v.to(shift.dtype).sqrt() + shift)
+def adamp_apply(w, g, m, v, scale, neg_step, c1, beta2, c2, shift, grad_factor, skip, nesterov):
+    """m, v updated; w ← scale·w + neg_step·u (unless ``skip``); 2-D views."""
+    _, m_new, v_new, u = _adamp_direction(g, m, v, c1, beta2, c2, shift, grad_factor, nesterov)
     w_new = w.to(shift.dtype) * scale.unsqueeze(1) + neg_step * u
+    m.copy_(torch.where(skip, m, m_new.to(m.dtype)))
+    v.copy_(torch.where(skip, v, v_new.to(v.dtype)))
     w.copy_(torch.where(skip, w, w_new.to(w.dtype)))
 
 
 def adamp_plain(w, g, m, v, c1, beta2, c2, shift, neg_step, decay, grad_factor, skip, nesterov):
     """The unprojected update of flat vectors; per-element ``shift`` and ``neg_step``."""
-    gf = _grad(g, grad_factor)
-    m_new = torch.lerp(m.to(gf.dtype), gf, c1)
-    v_new = v.to(gf.dtype) * beta2 + c2 * gf * gf
-    numerator = torch.where(nesterov, torch.lerp(m_new, gf, c1), m_new)
-    w_new = w.to(gf.dtype) * decay + neg_step * (numerator / (v_new.sqrt() + shift))
+    _, m_new, v_new, u = _adamp_direction(g, m, v, c1, beta2, c2, shift, grad_factor, nesterov)
+    w_new = w.to(shift.dtype) * decay + neg_step * u
     return (
         torch.where(skip, w, w_new.to(w.dtype)),
         torch.where(skip, m, m_new.to(m.dtype)),
@@ -209,38 +221,34 @@ def adamp_plain(w, g, m, v, c1, beta2, c2, shift, neg_step, decay, grad_factor, 
     )
 
 
-def _sgdp_buffer(g, b, momentum, undamped, grad_factor):
+def _sgdp_direction(g, b, momentum, undamped, grad_factor, nesterov):
+    """The new buffer and the direction d (b, or g + μb under Nesterov), unrounded."""
     gf = _grad(g, grad_factor)
-    return gf, b.to(gf.dtype) * momentum + undamped * gf
+    b_new = b.to(gf.dtype) * momentum + undamped * gf
+    return gf, b_new, torch.where(nesterov, gf + momentum * b_new, b_new)
 
 
-def sgdp_stats(w, g, b, momentum, undamped, grad_factor, skip, nesterov):
-    """Momentum buffer in place (unless ``skip``) and the (4, rows) statistics."""
-    gf, b_new = _sgdp_buffer(g, b, momentum, undamped, grad_factor)
-    b.copy_(torch.where(skip, b, b_new.to(b.dtype)))
-    d = torch.where(nesterov, gf + momentum * b_new, b_new)
+def sgdp_stats(w, g, b, momentum, undamped, grad_factor, nesterov):
+    """The (4, rows) statistics of the step's direction; writes nothing."""
+    gf, _, d = _sgdp_direction(g, b, momentum, undamped, grad_factor, nesterov)
     return _stack_stats(w.to(gf.dtype), gf, d)
 
 
 def sgdp_apply(
-    w, g, b, scale, neg_step, coef, momentum, project_buffer, grad_factor, skip, nesterov
+    w, g, b, scale, neg_step, coef, momentum, undamped, project, grad_factor, skip, nesterov
 ):
-    """w ← scale·w + neg_step·d; with ``project_buffer`` b ← b - w·coef first (kept)."""
-    wf, bf = w.to(scale.dtype), b.to(scale.dtype)
-    scale, coef = scale.unsqueeze(1), coef.unsqueeze(1)  # per row
-    if nesterov:
-        d = _grad(g, grad_factor) + momentum * bf
-    elif project_buffer:
-        d = bf - wf * coef
-        b.copy_(torch.where(skip, b, d.to(b.dtype)))
-    else:
-        d = bf
-    w.copy_(torch.where(skip, w, (wf * scale + neg_step * d).to(w.dtype)))
+    """b updated; w ← scale·w + neg_step·d. With ``project`` (kept projected buffer),
+    d = b - w·coef is both the direction and the stored buffer."""
+    _, b_new, d = _sgdp_direction(g, b, momentum, undamped, grad_factor, nesterov)
+    wf = w.to(scale.dtype)
+    projected = b_new - wf * coef.unsqueeze(1)
+    d = torch.where(project, projected, d)
+    b.copy_(torch.where(skip, b, torch.where(project, projected, b_new).to(b.dtype)))
+    w.copy_(torch.where(skip, w, (wf * scale.unsqueeze(1) + neg_step * d).to(w.dtype)))
 
 
 def sgdp_plain(w, g, b, momentum, undamped, neg_step, decay, grad_factor, skip, nesterov):
-    gf, b_new = _sgdp_buffer(g, b, momentum, undamped, grad_factor)
-    d = torch.where(nesterov, gf + momentum * b_new, b_new)
+    gf, b_new, d = _sgdp_direction(g, b, momentum, undamped, grad_factor, nesterov)
     w_new = w.to(gf.dtype) * decay + neg_step * d
     return torch.where(skip, w, w_new.to(w.dtype)), torch.where(skip, b, b_new.to(b.dtype))
 
@@ -385,6 +393,7 @@ def adamp_fused(
     like = bucket.params[0]
     dtype, device = opmath(like.dtype), like.device
     scale = scaling(grad_scale, found_inf, like, maximize)
+    key = (like.dtype, device.type)
     steps = bucket.state["step"]
     torch._foreach_add_(steps, scale.keep.to(steps[0].device, non_blocking=True))
     t = torch.stack(steps).to(device, torch.float64, non_blocking=True)
@@ -396,16 +405,15 @@ def adamp_fused(
     # 1 - β from the Python floats: in float32, 1 - float32(0.999) is off by 1.3e-5 relative
     c1, c2 = _full(1.0 - beta1, dtype, device), _full(1.0 - beta2, dtype, device)
     b2 = _full(beta2, dtype, device)
-    common = dict(grad_factor=scale.grad_factor, skip=scale.skip, nesterov=nesterov)
-    # where only elementwise selects depend on nesterov: a tensor flag, one compilation
-    dynamic = {**common, "nesterov": torch.full((), nesterov, device=device)}
+    # flags as tensors (only elementwise selects depend on them): one compilation
+    flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
     k, pending = bucket.n_projected, []
     if k:
         views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
         shifts = split_inputs(shift)
-        stats_fn, apply_fn = compiled(adamp_stats), compiled(adamp_apply)
+        stats_fn, apply_fn = compiled(adamp_stats, key), compiled(adamp_apply, key)
         with every_shape():
-            stats = [stats_fn(*vw, c1, b2, c2, shifts[i], **dynamic) for i, vw in enumerate(views)]
+            stats = [stats_fn(*vw, c1, b2, c2, shifts[i], **flags) for i, vw in enumerate(views)]
         proj = ProjectionArgs(delta, wd_ratio, eps)
         decision = decide_bucket(bucket, stats, proj, scale.skip, cache)
         decay = decay_factors(decay_rate, decision.ratio)
@@ -414,7 +422,7 @@ def adamp_fused(
         neg = split_inputs((-step_size[:k]).to(dtype))
         with every_shape():
             for i, vw in enumerate(views):
-                apply_fn(*vw, scales[i], neg[i], c1, shifts[i], **common)
+                apply_fn(*vw, scales[i], neg[i], c1, b2, c2, shifts[i], skip=scale.skip, **flags)
         finish(pending)
     if k < len(bucket.params):
         params = bucket.params[k:]
@@ -424,7 +432,9 @@ def adamp_fused(
         neg_e = per_element((-step_size[k:]).to(dtype), params, cache)
         flats = [flat(t) for t in (params, bucket.grads[k:], ms, vs)]
         with every_shape():
-            w, m, v = compiled(adamp_plain)(*flats, c1, b2, c2, shift_e, neg_e, decay, **dynamic)
+            w, m, v = compiled(adamp_plain, key)(
+                *flats, c1, b2, c2, shift_e, neg_e, decay, skip=scale.skip, **flags
+            )
         for targets, values in ((params, w), (ms, m), (vs, v)):
             write_back(targets, values)
 
@@ -450,20 +460,21 @@ def sgdp_fused(
     like = bucket.params[0]
     dtype, device = opmath(like.dtype), like.device
     scale = scaling(grad_scale, found_inf, like, maximize)
+    key = (like.dtype, device.type)
     lr_t = _vector(lr, like)
     neg = (-lr_t).to(dtype)
     decay_rate = lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None
     mom, damp = _full(momentum, dtype, device), _full(1.0 - dampening, dtype, device)
-    common = dict(grad_factor=scale.grad_factor, skip=scale.skip, nesterov=nesterov)
-    # where only elementwise selects depend on nesterov: a tensor flag, one compilation
-    dynamic = {**common, "nesterov": torch.full((), nesterov, device=device)}
+    # flags as tensors (only elementwise selects depend on them): one compilation
+    flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
     project_updates = project_buffer and not nesterov
+    project = torch.full((), project_updates, device=device)
     k, pending = bucket.n_projected, []
     if k:
         views = projected_views(bucket, ("momentum_buffer",), pending)
-        stats_fn, apply_fn = compiled(sgdp_stats), compiled(sgdp_apply)
+        stats_fn, apply_fn = compiled(sgdp_stats, key), compiled(sgdp_apply, key)
         with every_shape():
-            stats = [stats_fn(*vw, mom, damp, **dynamic) for vw in views]
+            stats = [stats_fn(*vw, mom, damp, **flags) for vw in views]
         proj = ProjectionArgs(delta, wd_ratio, eps)
         decision = decide_bucket(bucket, stats, proj, scale.skip, cache)
         decay = decay_factors(decay_rate, decision.ratio)[decision.seg]
@@ -472,14 +483,19 @@ def sgdp_fused(
         coefs = per_row(coef, decision)
         with every_shape():
             for i, vw in enumerate(views):
-                apply_fn(*vw, scales[i], neg, coefs[i], mom, project_updates, **common)
+                apply_fn(
+                    *vw, scales[i], neg, coefs[i], mom, damp, project, skip=scale.skip, **flags
+                )
         finish(pending)
     if k < len(bucket.params):
         params, bufs = bucket.params[k:], bucket.state["momentum_buffer"][k:]
         decay = decay_factors(decay_rate, torch.ones((), dtype=dtype, device=device))
         with every_shape():
-            w, b = compiled(sgdp_plain)(
-                flat(params), flat(bucket.grads[k:]), flat(bufs), mom, damp, neg, decay, **dynamic
+            w, b = compiled(sgdp_plain, key)(
+                *(flat(t) for t in (params, bucket.grads[k:], bufs)),
+                *(mom, damp, neg, decay),
+                skip=scale.skip,
+                **flags,
             )
         write_back(params, w)
         write_back(bufs, b)
