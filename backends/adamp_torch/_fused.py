@@ -119,6 +119,8 @@ def row_order(p: Tensor) -> list[int] | None:
     Contiguous: 0, 1, ..., n-1; channels_last (N, C, H, W): 0, 2, 3, 1. Every
     channel row is then one contiguous run, so a (rows, cols) view exists.
     """
+    if p.is_contiguous():
+        return list(range(p.ndim))
     rest = sorted(range(1, p.ndim), key=lambda d: (-p.stride(d), d))
     order = [0, *rest]
     return order if p.permute(order).is_contiguous() else None
@@ -130,6 +132,8 @@ def rows_view(t: Tensor, order: list[int]) -> Tensor:
     Detached, so the compiled functions see a plain tensor rather than a view of
     a base whose rank and strides they would guard on (writes still land in ``t``).
     """
+    if t.is_contiguous() and order == sorted(order):
+        return t.view(_rows_cols(t)).detach()
     return t.permute(order).reshape(_rows_cols(t)).detach()
 
 
@@ -143,6 +147,8 @@ def writable_rows(t: Tensor, order: list[int], pending: list) -> Tensor:
     A state tensor laid out unlike its parameter (a model moved to channels_last
     after the first step) is worked on as a copy and copied back after the step.
     """
+    if t.is_contiguous() and order == sorted(order):
+        return t.view(_rows_cols(t)).detach()
     permuted = t.permute(order)
     if permuted.is_contiguous():
         return permuted.view(_rows_cols(t)).detach()
@@ -357,15 +363,16 @@ def write_back(targets: list[Tensor], values: Tensor) -> None:
 
 
 def per_element(values: Tensor, targets: list[Tensor], cache: dict | None) -> Tensor:
-    """An (N,) per-tensor vector repeated over each tensor's elements."""
+    """An (N,) per-tensor vector repeated over each tensor's elements (a cached gather)."""
     counts = tuple(t.numel() for t in targets)
-    key = ("fused-counts", values.device, counts)
-    index = cache.get(key) if cache is not None else None
-    if index is None:
-        index = torch.tensor(counts, dtype=torch.int64).to(values.device, non_blocking=True)
+    key = ("fused-owner", values.device, counts)
+    owner = cache.get(key) if cache is not None else None
+    if owner is None:  # (repeat_interleave costs milliseconds on the CPU)
+        owner = torch.arange(len(counts)).repeat_interleave(torch.tensor(counts))
+        owner = owner.to(values.device, non_blocking=True)
         if cache is not None:
-            cache[key] = index
-    return values.repeat_interleave(index, output_size=sum(counts))
+            cache[key] = owner
+    return values[owner]
 
 
 def _full(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -373,6 +380,9 @@ def _full(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.full((), value, dtype=dtype, device=device)
 
 
+# already compiled: under an outer torch.compile(opt.step) it runs as it is (a graph break)
+# rather than being traced again, inlined through its own compiled functions
+@torch.compiler.disable
 def adamp_fused(
     bucket: Bucket,
     *,
@@ -439,6 +449,7 @@ def adamp_fused(
             write_back(targets, values)
 
 
+@torch.compiler.disable
 def sgdp_fused(
     bucket: Bucket,
     *,
