@@ -227,6 +227,60 @@ def adamp_plain(w, g, m, v, c1, beta2, c2, shift, neg_step, decay, grad_factor, 
     )
 
 
+def _decide(w, gf, u, delta, wd_ratio, eps):
+    """:func:`adamp_torch._projection.decide` for one unsharded (rows, cols) tensor.
+
+    Returns the per-row projection coefficient (0 where nothing fired), the decay
+    ratio (wd_ratio where a view fired, else 1) and the branch code. The thresholds
+    δ/sqrt(d) are computed in float64 and rounded, as the batched decision does.
+    """
+    wf = w.to(gf.dtype)
+    gg, ww, gw, wu = (gf * gf).sum(1), (wf * wf).sum(1), (gf * wf).sum(1), (wf * u).sum(1)
+    w_norm = ww.sqrt()
+    cos_rows = gw.abs() / (gg.sqrt().clamp_min(eps) * w_norm.clamp_min(eps))
+    l_norm = ww.sum().sqrt()
+    cos_layer = gw.sum().abs() / (gg.sum().sqrt().clamp_min(eps) * l_norm.clamp_min(eps))
+    rows, cols = w.shape
+    channel_thr = (delta / torch.full((), cols, dtype=torch.float64).sqrt()).to(gf.dtype)
+    layer_thr = (delta / torch.full((), rows * cols, dtype=torch.float64).sqrt()).to(gf.dtype)
+    channel = cos_rows.amax() < channel_thr
+    layer = (cos_layer < layer_thr) & ~channel
+    coef_rows = wu / (w_norm + eps).square()
+    coef_layer = wu.sum() / (l_norm + eps).square()
+    coef = torch.where(channel, coef_rows, torch.where(layer, coef_layer, 0.0))
+    ratio = torch.where(channel | layer, wd_ratio, 1.0)
+    return coef, ratio, channel.to(torch.int64) + 2 * layer.to(torch.int64)
+
+
+def adamp_tensor(w, g, m, v, branch, c1, beta2, c2, shift, neg_step, decay_rate, delta,
+                 wd_ratio, eps, grad_factor, skip, nesterov):  # fmt: skip
+    """The whole AdamP step of one unsharded projected tensor: one compiled call."""
+    _, m_new, v_new, u = _adamp_direction(g, m, v, c1, beta2, c2, shift, grad_factor, nesterov)
+    coef, ratio, code = _decide(w, _grad(g, grad_factor), u, delta, wd_ratio, eps)
+    scale = (1.0 - decay_rate * ratio) - neg_step * coef
+    w_new = w.to(shift.dtype) * scale.unsqueeze(1) + neg_step * u
+    m.copy_(torch.where(skip, m, m_new.to(m.dtype)))
+    v.copy_(torch.where(skip, v, v_new.to(v.dtype)))
+    w.copy_(torch.where(skip, w, w_new.to(w.dtype)))
+    branch.copy_(torch.where(skip, branch, code))
+
+
+def sgdp_tensor(w, g, b, branch, momentum, undamped, neg_step, decay_rate, delta, wd_ratio, eps,
+                project, grad_factor, skip, nesterov):  # fmt: skip
+    """The whole SGDP step of one unsharded projected tensor: one compiled call."""
+    gf, b_new, d = _sgdp_direction(g, b, momentum, undamped, grad_factor, nesterov)
+    coef, ratio, code = _decide(w, gf, d, delta, wd_ratio, eps)
+    wf = w.to(gf.dtype)
+    decay = 1.0 - decay_rate * ratio
+    projected = b_new - wf * coef.unsqueeze(1)
+    # kept projected buffer: d is the projected buffer; else the projection folds into w
+    scale = torch.where(project, decay, decay - neg_step * coef)
+    d = torch.where(project, projected, d)
+    b.copy_(torch.where(skip, b, torch.where(project, projected, b_new).to(b.dtype)))
+    w.copy_(torch.where(skip, w, (wf * scale.unsqueeze(1) + neg_step * d).to(w.dtype)))
+    branch.copy_(torch.where(skip, branch, code))
+
+
 def _sgdp_direction(g, b, momentum, undamped, grad_factor, nesterov):
     """The new buffer and the direction d (b, or g + μb under Nesterov), unrounded."""
     gf = _grad(g, grad_factor)
@@ -351,15 +405,15 @@ def split_inputs(values: Tensor, sizes: list[int] | None = None) -> list[Tensor]
 
 
 def flat(tensors: list[Tensor]) -> Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
+    # unprojected tensors are mostly 1-D already: no reshape call for those
+    return torch.cat([t if t.ndim == 1 else t.reshape(-1) for t in tensors])
 
 
 def write_back(targets: list[Tensor], values: Tensor) -> None:
     """Copy a flat vector back into the tensors it was concatenated from."""
     parts = values.split([t.numel() for t in targets])
-    torch._foreach_copy_(
-        targets, [part.view(t.shape) for part, t in zip(parts, targets, strict=True)]
-    )
+    shaped = [p if t.ndim == 1 else p.view(t.shape) for p, t in zip(parts, targets, strict=True)]
+    torch._foreach_copy_(targets, shaped)
 
 
 def per_element(values: Tensor, targets: list[Tensor], cache: dict | None) -> Tensor:
@@ -418,7 +472,18 @@ def adamp_fused(
     # flags as tensors (only elementwise selects depend on them): one compilation
     flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
     k, pending = bucket.n_projected, []
-    if k:
+    if k and not bucket.groups:  # each tensor decides alone: one call per tensor
+        views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
+        shifts, neg = split_inputs(shift[:k]), split_inputs((-step_size[:k]).to(dtype))
+        rate = decay_rate.to(dtype) if decay_rate is not None else _full(0.0, dtype, device)
+        proj = [_full(x, dtype, device) for x in (delta, wd_ratio, eps)]
+        step_fn = compiled(adamp_tensor, key)
+        with every_shape():
+            for i, vw in enumerate(views):
+                step_fn(*vw, bucket.branches[i], c1, b2, c2, shifts[i], neg[i], rate, *proj,
+                        skip=scale.skip, **flags)  # fmt: skip
+        finish(pending)
+    elif k:  # sharded: the row statistics are reduced across ranks before deciding
         views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
         shifts = split_inputs(shift)
         stats_fn, apply_fn = compiled(adamp_stats, key), compiled(adamp_apply, key)
@@ -481,7 +546,17 @@ def sgdp_fused(
     project_updates = project_buffer and not nesterov
     project = torch.full((), project_updates, device=device)
     k, pending = bucket.n_projected, []
-    if k:
+    if k and not bucket.groups:  # each tensor decides alone: one call per tensor
+        views = projected_views(bucket, ("momentum_buffer",), pending)
+        rate = decay_rate.to(dtype) if decay_rate is not None else _full(0.0, dtype, device)
+        proj = [_full(x, dtype, device) for x in (delta, wd_ratio, eps)]
+        step_fn = compiled(sgdp_tensor, key)
+        with every_shape():
+            for i, vw in enumerate(views):
+                step_fn(*vw, bucket.branches[i], mom, damp, neg, rate, *proj, project,
+                        skip=scale.skip, **flags)  # fmt: skip
+        finish(pending)
+    elif k:  # sharded: the row statistics are reduced across ranks before deciding
         views = projected_views(bucket, ("momentum_buffer",), pending)
         stats_fn, apply_fn = compiled(sgdp_stats, key), compiled(sgdp_apply, key)
         with every_shape():
