@@ -77,6 +77,7 @@ class ProjectedOptimizer(Optimizer):
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         self._cache = {}
+        self._step_supports_amp_scaling = bool(self.defaults.get("fused"))
         for group in self.param_groups:
             for key, value in self._extra_defaults().items():
                 group.setdefault(key, value)

@@ -241,3 +241,10 @@ def test_no_recompilation_after_step_2(cls):
             random_grads(others, int(lr * 100))
             opt2.step()
     assert all(torch.isfinite(p).all() for p in ps + others)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_deepcopy_keeps_the_fused_protocol(cls):
+    """A deep copy (or unpickled optimizer) still takes GradScaler's grad_scale/found_inf."""
+    opt = cls(params64(), lr=0.1, fused=True)
+    assert copy.deepcopy(opt)._step_supports_amp_scaling
