@@ -21,6 +21,11 @@ AdamP is compared with ``torch.optim.AdamW`` (foreach and fused), the authors'
 0.9) with ``torch.optim.SGD`` (foreach and fused) and ``adamp.SGDP``. All use
 weight decay 1e-2, so the decay pass is in every row.
 
+The fused rows (``fused=True``) compile their kernels on the first step; the
+compile table gives that first step with an empty and with a filled on-disk
+Inductor cache (each in a fresh process), and the same for
+``torch.compile(opt.step)`` (all paths with ``ADAMP_BENCH_COMPILE_ALL=1``).
+
 Run: ``python -m benchmarks --only torch [--quick]``.
 """
 
@@ -40,6 +45,7 @@ from benchmarks.common import print_table, write_json
 from benchmarks.shapes import MODELS
 
 ADAMP_ROWS = [
+    ("adamp_torch.AdamP (fused)", "AdamW(foreach)"),
     ("adamp_torch.AdamP (foreach)", "AdamW(foreach)"),
     ("adamp_torch.AdamP (single)", "AdamW(foreach)"),
     ("AdamW(foreach)", "AdamW(foreach)"),
@@ -48,6 +54,7 @@ ADAMP_ROWS = [
     ("pytorch_optimizer AdamP", "AdamW(foreach)"),
 ]
 SGDP_ROWS = [
+    ("adamp_torch.SGDP (fused)", "SGD(foreach)"),
     ("adamp_torch.SGDP (foreach)", "SGD(foreach)"),
     ("adamp_torch.SGDP (single)", "SGD(foreach)"),
     ("SGD(foreach)", "SGD(foreach)"),
@@ -66,10 +73,11 @@ def make_optimizer(name: str, params):
 
     adam = dict(lr=1e-3, weight_decay=WEIGHT_DECAY)
     sgd = dict(lr=0.1, momentum=0.9, weight_decay=WEIGHT_DECAY)
+    path = dict(fused=True) if "(fused)" in name else dict(foreach="foreach" in name)
     if name.startswith("adamp_torch.AdamP"):
-        return adamp_torch.AdamP(params, **adam, foreach="foreach" in name)
+        return adamp_torch.AdamP(params, **adam, **path)
     if name.startswith("adamp_torch.SGDP"):
-        return adamp_torch.SGDP(params, **sgd, foreach="foreach" in name)
+        return adamp_torch.SGDP(params, **sgd, **path)
     if name.startswith("AdamW"):
         kind = "fused" if "fused" in name else "foreach"
         return torch.optim.AdamW(params, **adam, **{kind: True})
@@ -153,6 +161,11 @@ def _sync(device: str) -> None:
 def _peak_memory(model: str, name: str, device: str, queue) -> None:
     import torch
 
+    if "(fused)" in name:  # compile first: Inductor's own memory is not the step's
+        tiny = [torch.nn.Parameter(torch.ones(s, device=device)) for s in ((3, 2, 2), (2,))]
+        for p in tiny:
+            p.grad = torch.ones_like(p)
+        make_optimizer(name, tiny).step()
     params = _make_params(model, device)
     optimizer = make_optimizer(name, params)
     cuda = device.startswith("cuda")
@@ -212,6 +225,90 @@ def step_times(model: str, names: list[str], device: str, *, quick: bool) -> dic
             if r >= warmup:
                 samples[name].append(time.perf_counter() - start)
     return samples
+
+
+COMPILED = ["adamp_torch.AdamP (fused)", "adamp_torch.SGDP (fused)"]
+# torch.compile(opt.step) of the other paths costs minutes each on a 2-core CPU
+# (AdamP foreach: about 4 minutes): opt in with ADAMP_BENCH_COMPILE_ALL=1
+COMPILED_ALL = [
+    "adamp_torch.AdamP (foreach)",
+    "adamp_torch.AdamP (single)",
+    "AdamW(foreach)",
+    "AdamW(fused)",
+    "adamp_torch.SGDP (foreach)",
+    "SGD(foreach)",
+    "SGD(fused)",
+]
+
+
+def _first_steps(model, name, device, compile_step, steps, queue) -> None:
+    import torch
+
+    params = _make_params(model, device)
+    optimizer = make_optimizer(name, params)
+    step = torch.compile(optimizer.step) if compile_step else optimizer.step
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    queue.put(times)
+
+
+def first_steps(model, name, device, *, compile_step, cache_dir, steps) -> list[float]:
+    """Step times from a fresh process whose Inductor cache is ``cache_dir``."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir  # inherited by the spawned process
+    try:
+        args = (model, name, device, compile_step, steps, queue)
+        proc = ctx.Process(target=_first_steps, args=args)
+        proc.start()
+    finally:
+        if saved is None:
+            del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
+    while True:
+        try:
+            times = queue.get(timeout=1.0)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"compile benchmark of {name} died ({proc.exitcode})") from None
+    proc.join()
+    return times
+
+
+def compile_costs(model: str, device: str, *, quick: bool) -> list[dict]:
+    """Per compiled path: first step with an empty (cold) and a filled (warm) on-disk
+    Inductor cache, each in a fresh process, and the median of the steps after."""
+    import tempfile
+
+    names = COMPILED + (COMPILED_ALL if os.environ.get("ADAMP_BENCH_COMPILE_ALL") else [])
+    steps = 4 if quick else 8
+    rows = []
+    for name, compile_step in [(n, False) for n in COMPILED] + [(n, True) for n in names]:
+        with tempfile.TemporaryDirectory(prefix="adamp-bench-inductor-") as cache_dir:
+            kw = dict(compile_step=compile_step, cache_dir=cache_dir, steps=steps)
+            cold = first_steps(model, name, device, **kw)
+            warm = first_steps(model, name, device, **kw)
+        label = f"torch.compile({name}.step)" if compile_step else name
+        rows.append(
+            {
+                "device": device,
+                "model": model,
+                "optimizer": label,
+                "cold_first_step_s": cold[0],
+                "warm_first_step_s": warm[0],
+                "second_step_s": warm[1],
+                "step_ms_median": statistics.median(cold[2:] + warm[2:]) * 1e3,
+            }
+        )
+    return rows
 
 
 def available(name: str, device: str) -> bool:
@@ -286,6 +383,22 @@ def main(quick: bool = False) -> dict:
                     ],
                     [cells for _, cells in table],
                 )
+        compiled = compile_costs("resnet50", device, quick=quick)
+        results += compiled
+        print_table(
+            f"{device} resnet50: compile cost (fresh process each; cold = empty Inductor cache)",
+            ["path", "cold 1st step s", "warm 1st step s", "2nd step s", "median ms"],
+            [
+                [
+                    r["optimizer"],
+                    r["cold_first_step_s"],
+                    r["warm_first_step_s"],
+                    r["second_step_s"],
+                    r["step_ms_median"],
+                ]
+                for r in compiled
+            ],
+        )
     versions = {"torch": torch.__version__}
     for module in ("adamp", "pytorch_optimizer"):
         if importlib.util.find_spec(module) is not None:

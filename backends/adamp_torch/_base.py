@@ -14,6 +14,7 @@ from torch.optim.optimizer import required
 
 from adamp_core import Branch, check_bool, check_in_range, check_param_dtype
 from adamp_torch._functional import Bucket
+from adamp_torch._fused import check_fused_group
 
 try:
     from torch.distributed.tensor import DTensor
@@ -96,6 +97,9 @@ def check_options(group: dict) -> None:
         check_bool("foreach", group["foreach"])
     check_bool("maximize", group["maximize"])
     check_bool("capturable", group["capturable"])
+    check_bool("fused", group["fused"])
+    if group["fused"] and group["foreach"]:
+        raise ValueError("foreach and fused cannot both be True; pick one")
 
 
 class ProjectedOptimizer(Optimizer):
@@ -109,11 +113,14 @@ class ProjectedOptimizer(Optimizer):
         self._cache = BoundedCache()
         self._warned_flat = False
         super().__init__(params, defaults)
+        # GradScaler then hands grad_scale and found_inf to step() (as torch's fused optimizers)
+        self._step_supports_amp_scaling = bool(defaults.get("fused"))
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         self._cache = BoundedCache()
         self._warned_flat = False
+        self._step_supports_amp_scaling = bool(self.defaults.get("fused"))
         for group in self.param_groups:
             for key, value in self._extra_defaults().items():
                 group.setdefault(key, value)
@@ -130,7 +137,7 @@ class ProjectedOptimizer(Optimizer):
             state["projection"] = code.to(torch.int64)
 
     def _extra_defaults(self) -> dict[str, Any]:
-        return {"foreach": None, "maximize": False, "capturable": False}
+        return {"foreach": None, "maximize": False, "capturable": False, "fused": False}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.defaults.get("lr") is required and "lr" not in param_group:
@@ -142,6 +149,8 @@ class ProjectedOptimizer(Optimizer):
         group = self.param_groups[-1]
         try:
             self._validate(group)
+            if group["fused"] or self.defaults.get("fused"):
+                check_fused_group(group, self.defaults, type(self).__name__)
             for p in group["params"]:
                 check_param_dtype(type(self).__name__, p.dtype)
         except (ValueError, NotImplementedError):
@@ -164,6 +173,9 @@ class ProjectedOptimizer(Optimizer):
         raise NotImplementedError
 
     def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
+        raise NotImplementedError
+
+    def _update_fused(self, bucket: Bucket, group: dict[str, Any], scaling: dict) -> None:
         raise NotImplementedError
 
     def _buckets(self, group: dict[str, Any]) -> list[Bucket]:
@@ -205,11 +217,15 @@ class ProjectedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_dense_gradients()
+        scaling = {k: getattr(self, k, None) for k in ("grad_scale", "found_inf")}
         buckets = [(group, self._buckets(group)) for group in self.param_groups]
         self._cache.fit(sum(len(b) for _, b in buckets))
         for group, group_buckets in buckets:
             for bucket in group_buckets:
-                self._update(bucket, group, _use_foreach(group["foreach"], bucket.params[0]))
+                if group["fused"]:
+                    self._update_fused(bucket, group, scaling)
+                else:
+                    self._update(bucket, group, _use_foreach(group["foreach"], bucket.params[0]))
         return loss
 
     def _check_dense_gradients(self) -> None:

@@ -18,6 +18,8 @@ momentum) materialises u' in the buffer instead, since it is kept.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -198,6 +200,44 @@ def _single_pass(
         p.addcmul_(u, folded.neg_step[i])
 
 
+HALF = (torch.float16, torch.bfloat16)
+
+
+def in_float32(*keys: str) -> Callable:
+    """Run a bucket update on float32 copies of 16-bit tensors and round the results once.
+
+    In float16, ε = 1e-8 rounds to 0 in Adam's denominator (0/0 where a gradient
+    entry is zero) and the projection then spreads inf over whole rows. The state
+    ``keys`` (and the parameters) keep their dtype; only the arithmetic is float32,
+    as in torch's fused optimizers. The copies cost memory: the fused path
+    computes in float32 inside its kernels without them.
+    """
+
+    def decorate(update: Callable) -> Callable:
+        @functools.wraps(update)
+        def wrapper(bucket: Bucket, **kwargs) -> None:
+            if bucket.params[0].dtype not in HALF:
+                update(bucket, **kwargs)
+                return
+            wide = dataclasses.replace(
+                bucket,
+                params=[p.float() for p in bucket.params],
+                grads=[g.float() for g in bucket.grads],
+                state={
+                    k: v if k not in keys else [t.float() for t in v]
+                    for k, v in bucket.state.items()
+                },
+            )
+            update(wide, **kwargs)
+            torch._foreach_copy_(bucket.params, wide.params)
+            for k in keys:
+                torch._foreach_copy_(bucket.state[k], wide.state[k])
+
+        return wrapper
+
+    return decorate
+
+
 def _bias_corrections(steps: Sequence[Tensor], like: Tensor, beta1: float, beta2: float):
     torch._foreach_add_(list(steps), 1.0)
     # non_blocking: a host-to-device copy that does not synchronise (steps live on the
@@ -206,6 +246,7 @@ def _bias_corrections(steps: Sequence[Tensor], like: Tensor, beta1: float, beta2
     return 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
 
 
+@in_float32("exp_avg", "exp_avg_sq")
 def adamp_update(
     bucket: Bucket,
     *,
@@ -273,6 +314,7 @@ def _out(buffer: Tensor | None) -> dict:
     return {} if buffer is None else {"out": buffer}
 
 
+@in_float32("momentum_buffer")
 def sgdp_update(
     bucket: Bucket,
     *,

@@ -29,6 +29,7 @@ from adamp_torch._base import (
     check_tensor_free,
 )
 from adamp_torch._functional import Bucket, adamp_update
+from adamp_torch._fused import adamp_fused
 
 __all__ = ["AdamP"]
 
@@ -54,6 +55,9 @@ class AdamP(ProjectedOptimizer):
         multi-tensor off the CPU, single-tensor on the CPU. Both give the same result.
       maximize: ascend instead of descend.
       capturable: keep the step counters on the parameters' device, for CUDA graphs.
+      fused: compute the step with Inductor-generated kernels (C++ on the CPU, Triton on
+        CUDA; compiled on the first step); takes GradScaler's ``grad_scale``/``found_inf``.
+        See docs/torch.md for when it pays off.
 
     State per parameter: ``step`` (0-dim float32 tensor), ``exp_avg``, ``exp_avg_sq``,
     and ``projection`` (0-dim int64 tensor: the adamp_core.Branch code of the last step).
@@ -75,6 +79,7 @@ class AdamP(ProjectedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         capturable: bool = False,
+        fused: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -87,6 +92,7 @@ class AdamP(ProjectedOptimizer):
             foreach=foreach,
             maximize=maximize,
             capturable=capturable,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -111,7 +117,7 @@ class AdamP(ProjectedOptimizer):
         as_floats(group, ("lr", *_NUMBERS))
 
     def _init_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
-        device = p.device if group["capturable"] else "cpu"
+        device = p.device if group["capturable"] or group["fused"] else "cpu"
         state["step"] = torch.zeros((), dtype=torch.float32, device=device)
         state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -119,7 +125,7 @@ class AdamP(ProjectedOptimizer):
     def _upgrade_state(self, p: Tensor, state: dict, group: dict[str, Any]) -> None:
         super()._upgrade_state(p, state, group)
         step = state.get("step")
-        device = p.device if group["capturable"] else "cpu"
+        device = p.device if group["capturable"] or group["fused"] else "cpu"
         if step is not None and not isinstance(step, Tensor):  # adamp 0.3.0 keeps an int
             state["step"] = torch.tensor(float(step), dtype=torch.float32, device=device)
         elif step is not None:
@@ -140,4 +146,21 @@ class AdamP(ProjectedOptimizer):
             maximize=group["maximize"],
             foreach=foreach,
             cache=self._cache,
+        )
+
+    def _update_fused(self, bucket: Bucket, group: dict[str, Any], scaling: dict) -> None:
+        beta1, beta2 = group["betas"]
+        adamp_fused(
+            bucket,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            delta=group["delta"],
+            wd_ratio=group["wd_ratio"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            cache=self._cache,
+            **scaling,
         )

@@ -30,6 +30,7 @@ from adamp_torch._base import (
     check_tensor_free,
 )
 from adamp_torch._functional import Bucket, sgdp_update
+from adamp_torch._fused import sgdp_fused
 
 __all__ = ["SGDP"]
 
@@ -46,7 +47,7 @@ class SGDP(ProjectedOptimizer):
       weight_decay: decoupled decay λ >= 0 (w ← w·(1 - lr·λ·r/(1-μ))).
       eps, delta, wd_ratio: as in :class:`adamp_torch.AdamP`.
       project_buffer: keep the projected momentum buffer (the authors' code) or not.
-      foreach, maximize, capturable: as in :class:`adamp_torch.AdamP`.
+      foreach, maximize, capturable, fused: as in :class:`adamp_torch.AdamP`.
 
     State per parameter: ``momentum_buffer`` and ``projection`` (0-dim int64 tensor,
     the adamp_core.Branch code of the last step). A checkpoint of ``adamp.SGDP``
@@ -72,6 +73,7 @@ class SGDP(ProjectedOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         capturable: bool = False,
+        fused: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -86,6 +88,7 @@ class SGDP(ProjectedOptimizer):
             foreach=foreach,
             maximize=maximize,
             capturable=capturable,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -132,4 +135,21 @@ class SGDP(ProjectedOptimizer):
             maximize=group["maximize"],
             foreach=foreach,
             cache=self._cache,
+        )
+
+    def _update_fused(self, bucket: Bucket, group: dict[str, Any], scaling: dict) -> None:
+        sgdp_fused(
+            bucket,
+            lr=group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"],
+            eps=group["eps"],
+            delta=group["delta"],
+            wd_ratio=group["wd_ratio"],
+            project_buffer=group["project_buffer"],
+            maximize=group["maximize"],
+            cache=self._cache,
+            **scaling,
         )

@@ -4,7 +4,8 @@ Each is created on demand, so a missing framework only matters when its adapter
 is asked for (:class:`Unavailable` says why). Names:
 
 - ``reference`` / ``reference-channels-last``: ``adamp_core`` itself (NumPy);
-- ``adamp_torch`` (default foreach), ``adamp_torch-foreach``, ``adamp_torch-single``;
+- ``adamp_torch`` (default foreach), ``adamp_torch-foreach``, ``adamp_torch-single``,
+  ``adamp_torch-fused``;
 - ``adamp_jax`` (optax, channels last);
 - ``adamp_keras`` (the process's KERAS_BACKEND), and ``adamp_keras-tensorflow``,
   ``adamp_keras-jax``, ``adamp_keras-torch``, which require that backend;
@@ -107,16 +108,16 @@ def reference_adapter(layout: str = CHANNELS_FIRST) -> Adapter:
     )
 
 
-def _adamp_torch(foreach: bool | None) -> Callable[[], Adapter]:
+def _adamp_torch(foreach: bool | str | None) -> Callable[[], Adapter]:
     def make() -> Adapter:
         import adamp_torch
 
-        suffix = {None: "", True: "-foreach", False: "-single"}[foreach]
+        suffix = {None: "", True: "-foreach", False: "-single", "fused": "-fused"}[foreach]
         return torch_adapter(
             f"adamp_torch{suffix}",
             adamp=adamp_torch.AdamP,
             sgdp=adamp_torch.SGDP,
-            extra={"foreach": foreach},
+            extra={"fused": True} if foreach == "fused" else {"foreach": foreach},
             branches=True,
             versions=lambda: {
                 "torch": package_version("torch"),
@@ -267,6 +268,7 @@ _TORCH_BUILTIN = (
     "adamp_torch",
     "adamp_torch-foreach",
     "adamp_torch-single",
+    "adamp_torch-fused",
     "adamp",
     "timm",
     "pytorch_optimizer",
@@ -278,6 +280,7 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
     "adamp_torch": _adamp_torch(None),
     "adamp_torch-foreach": _adamp_torch(True),
     "adamp_torch-single": _adamp_torch(False),
+    "adamp_torch-fused": _adamp_torch("fused"),
     "adamp_jax": _adamp_jax,
     "adamp_keras": _adamp_keras(None),
     "adamp_keras-tensorflow": _adamp_keras("tensorflow"),

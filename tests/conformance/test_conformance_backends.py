@@ -19,7 +19,7 @@ def _adapter(name):
         pytest.skip(str(exc))
 
 
-@pytest.mark.parametrize("name", ["adamp_torch-foreach", "adamp_torch-single"])
+@pytest.mark.parametrize("name", ["adamp_torch-foreach", "adamp_torch-single", "adamp_torch-fused"])
 def test_adamp_torch_conforms(name):
     pytest.importorskip("torch")
     results = run_suite(_adapter(name))

@@ -170,13 +170,14 @@ def test_sparse_gradients_are_rejected(cls, layout, make, groups):
 # ---------------------------------------------------------------- optimizer protocol
 
 
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", [True, False, "fused"])
 def test_param_groups_use_their_own_hyperparameters(foreach):
     a, b = params64(1), params64(2)
+    path = dict(fused=True) if foreach == "fused" else dict(foreach=foreach)
     joint = adamp_torch.AdamP(
         [{"params": a}, {"params": b, "lr": 0.3, "weight_decay": 0.2, "nesterov": True}],
         lr=0.1,
-        foreach=foreach,
+        **path,
     )
     a2, b2 = copy.deepcopy(a), copy.deepcopy(b)
     sep = [
@@ -348,18 +349,20 @@ def _small_model():
     )
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("cls", [adamp_torch.AdamP, adamp_torch.SGDP])
-def test_grad_scaler_with_autocast_matches_reference_on_unscaled_grads(cls, amp_dtype):
+def test_grad_scaler_with_autocast_matches_reference_on_unscaled_grads(cls, amp_dtype, fused):
     """Four GradScaler + autocast steps, the second with an inf gradient, against
     adamp_core stepping float64 copies of the initial weights with the scaled
     gradients divided by the scale by hand (exact: a power of two) and that step
-    skipped. The scaler must unscale before our step, skip it on inf and halve its
-    scale; float32 parameters, so within the float32 rounding bound."""
+    skipped. The scaler must unscale before our step (fused: hand us grad_scale and
+    found_inf), skip it on inf and halve its scale; float32 parameters, so within the
+    float32 rounding bound."""
     x = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(1))
     model = _small_model()
     start = [p.detach().double().numpy() for p in model.parameters()]
-    opt = cls(model.parameters(), lr=0.05, weight_decay=0.1)
+    opt = cls(model.parameters(), lr=0.05, weight_decay=0.1, fused=fused)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=100)
     unscaled, scales = [], []
     for t in range(4):

@@ -98,14 +98,29 @@ def test_compiled_step_fullgraph_no_recompiles_matches_eager(cls, kwargs, foreac
         assert set(column) == set(Branch)
 
 
+def _path(foreach) -> dict:
+    return dict(fused=True) if foreach == "fused" else dict(foreach=foreach)
+
+
+def _compile_fused(cls, kwargs, dtype) -> None:
+    """Compile the fused kernels on CUDA first: compiling (autotuning) may synchronise."""
+    tiny = [torch.nn.Parameter(torch.ones(s, device="cuda", dtype=dtype)) for s in ((3, 2), (2,))]
+    for p in tiny:
+        p.grad = torch.ones_like(p)
+    cls(tiny, lr=0.05, fused=True, **kwargs).step()
+    torch.cuda.synchronize()
+
+
 @cuda
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", [True, False, "fused"])
 @pytest.mark.parametrize(("cls", "kwargs"), CASES)
 def test_cuda_step_makes_no_host_sync_and_matches_cpu(cls, kwargs, foreach):
     cpu = _params()
     gpu = [torch.nn.Parameter(p.detach().cuda()) for p in cpu]
+    if foreach == "fused":
+        _compile_fused(cls, kwargs, cpu[0].dtype)
     opt_cpu = cls(cpu, lr=0.05, **kwargs)
-    opt_gpu = cls(gpu, lr=torch.tensor(0.05, device="cuda"), foreach=foreach, **kwargs)
+    opt_gpu = cls(gpu, lr=torch.tensor(0.05, device="cuda"), **_path(foreach), **kwargs)
     for t in range(3):
         _grads(cpu, t)
         _grads(gpu, t)
@@ -121,12 +136,13 @@ def test_cuda_step_makes_no_host_sync_and_matches_cpu(cls, kwargs, foreach):
 
 
 @cuda
+@pytest.mark.parametrize("foreach", [True, "fused"])
 @pytest.mark.parametrize(("cls", "kwargs"), CASES)
-def test_cuda_graph_capture_with_capturable(cls, kwargs):
+def test_cuda_graph_capture_with_capturable(cls, kwargs, foreach):
     params = _params("cuda", torch.float32)
     ref_params = copy.deepcopy(params)
     lr = torch.tensor(0.05, device="cuda")
-    opt = cls(params, lr=lr, capturable=True, foreach=True, **kwargs)
+    opt = cls(params, lr=lr, capturable=True, **_path(foreach), **kwargs)
     ref = cls(ref_params, lr=0.05, **kwargs)
     grads = [torch.zeros_like(p) for p in params]
     for p, g in zip(params, grads, strict=True):

@@ -107,19 +107,20 @@ def _worker(rank: int, rendezvous: str) -> None:
             for p, e in zip(ddp.parameters(), expected, strict=True):
                 torch.testing.assert_close(p.detach(), e, rtol=0, atol=1e-12)
             assert list(opt.projection_branches().values()) == expected_branches
-            # FSDP2: every parameter a DTensor sharded on axis 0
+            # FSDP2: every parameter a DTensor sharded on axis 0 (the fused path too)
             mesh = init_device_mesh("cpu", (WORLD,))
-            model = make_model()
-            for layer in (model[0], model[2], model[4]):
-                fully_shard(layer, mesh=mesh)
-            fully_shard(model, mesh=mesh)
-            opt = cls(model.parameters(), **kwargs)
-            local_rows = [p.to_local().shape[0] for p in model.parameters() if p.ndim > 1]
-            assert 0 in local_rows or rank == 0, local_rows  # rank 1 holds an empty shard
-            train(model, opt, xs[:, half], ys[:, half])
-            for p, e in zip(model.parameters(), expected, strict=True):
-                torch.testing.assert_close(_full(p.detach()), e, rtol=0, atol=1e-12)
-            assert list(opt.projection_branches().values()) == expected_branches
+            for path in (dict(), dict(fused=True)):
+                model = make_model()
+                for layer in (model[0], model[2], model[4]):
+                    fully_shard(layer, mesh=mesh)
+                fully_shard(model, mesh=mesh)
+                opt = cls(model.parameters(), **kwargs, **path)
+                local_rows = [p.to_local().shape[0] for p in model.parameters() if p.ndim > 1]
+                assert 0 in local_rows or rank == 0, local_rows  # rank 1 holds an empty shard
+                train(model, opt, xs[:, half], ys[:, half])
+                for p, e in zip(model.parameters(), expected, strict=True):
+                    torch.testing.assert_close(_full(p.detach()), e, rtol=0, atol=1e-12)
+                assert list(opt.projection_branches().values()) == expected_branches
             # the state-creating step of distributed checkpointing changes nothing
             fresh = cls(model.parameters(), **{**kwargs, "lr": 0.0})
             before = [_full(p.detach()).clone() for p in model.parameters()]

@@ -70,7 +70,19 @@ def core_hyper(kind: str, config: dict) -> dict:
     return hyper
 
 
+# the three paths: foreach=True (multi-tensor), False (single-tensor), "fused" (fused=True)
+PATHS = [True, False, "fused"]
+
+
+def path_kwargs(kwargs: dict) -> dict:
+    """``foreach="fused"`` in a test's parameters means ``fused=True``."""
+    if kwargs.get("foreach") == "fused":
+        return {**kwargs, "foreach": None, "fused": True}
+    return kwargs
+
+
 def run_torch(cls, params, grads_per_step, dtype=torch.float64, **kwargs):
+    kwargs = path_kwargs(kwargs)
     tensors = torch_params(params, dtype)
     opt = cls(tensors, **kwargs)
     for grads in grads_per_step:
@@ -104,7 +116,7 @@ CORE = {"adamp": adamp_core.adamp_step, "sgdp": adamp_core.sgdp_step}
 AUTHORS = {"adamp": adamp.AdamP, "sgdp": adamp.SGDP}
 
 
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", PATHS)
 @pytest.mark.parametrize(("kind", "config"), CASES)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_matches_core_float64(kind, config, foreach, seed):
@@ -236,7 +248,7 @@ def test_mixed_dtypes_foreach_and_single_tensor(kind, config):
 
 @pytest.mark.parametrize("grad_scale", [1.0, 1e-3])
 @pytest.mark.parametrize(("kind", "config"), [CASES[3], CASES[4], CASES[-2]])
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", PATHS)
 def test_float32_close_to_reference(kind, config, foreach, grad_scale):
     """float32 against the float64 reference from the same (float32-rounded) inputs,
     within the rounding bound of :func:`torch_helpers.float32_bounds` (16 roundings
@@ -263,18 +275,21 @@ def test_float32_close_to_reference(kind, config, foreach, grad_scale):
         np.testing.assert_allclose(p.detach().double().numpy(), ref, rtol=0, atol=bound)
 
 
+@pytest.mark.parametrize("foreach", [None, "fused"])
 @pytest.mark.parametrize("kind", ["adamp", "sgdp"])
-def test_maximize_is_descent_on_negated_gradient(kind):
+def test_maximize_is_descent_on_negated_gradient(kind, foreach):
     config = dict(ADAMP_CONFIGS[3] if kind == "adamp" else SGDP_CONFIGS[3])
     params, grads_per_step = problem(5)
-    tensors, _ = run_torch(CLASSES[kind], params, grads_per_step, maximize=True, **config)
+    tensors, _ = run_torch(
+        CLASSES[kind], params, grads_per_step, maximize=True, foreach=foreach, **config
+    )
     negated = [[-g for g in grads] for grads in grads_per_step]
     ref_params, _, _ = reference_run(CORE[kind], params, negated, **core_hyper(kind, config))
     for p, ref in zip(tensors, ref_params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
 
 
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", PATHS)
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_unprojected_buffer_matches_core(foreach, nesterov):
     config = dict(lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=nesterov)
@@ -301,10 +316,13 @@ def test_every_branch_is_exercised():
     assert seen == set(adamp_core.Branch)
 
 
+@pytest.mark.parametrize("foreach", [None, "fused"])
 @pytest.mark.parametrize("kind", ["adamp", "sgdp"])
-def test_non_contiguous_and_channels_last(kind):
+def test_non_contiguous_and_channels_last(kind, foreach):
     """Reductions over axes: channels_last and transposed weights step like contiguous ones."""
-    config = ADAMP_CONFIGS[2] if kind == "adamp" else SGDP_CONFIGS[3]
+    config = path_kwargs(
+        dict(ADAMP_CONFIGS[2] if kind == "adamp" else SGDP_CONFIGS[3], foreach=foreach)
+    )
     params, grads_per_step = problem(7)
     base, _ = run_torch(CLASSES[kind], params, grads_per_step, **config)
     for layout in ("channels_last", "transposed"):
@@ -325,7 +343,7 @@ def test_non_contiguous_and_channels_last(kind):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("foreach", PATHS)
 @pytest.mark.parametrize(("kind", "config"), [CASES[3], CASES[8]])
 def test_16_bit_parameters_with_a_zero_weight(kind, config, dtype, foreach):
     """ε = 1e-8 underflows in 16 bits; the statistics are float32, so a zero weight
@@ -348,3 +366,44 @@ def test_16_bit_parameters_with_a_zero_weight(kind, config, dtype, foreach):
         bound = 8 * unit * (np.abs(r).max() + config["lr"] * 10)
         np.testing.assert_allclose(p.detach().double().numpy(), r, rtol=0, atol=bound)
     assert list(opt.projection_branches().values()) == branches
+
+
+def _float16_conv_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 4 * 4, 10),
+    ).half()
+
+
+@pytest.mark.parametrize("foreach", PATHS)
+@pytest.mark.parametrize("kind", ["adamp", "sgdp"])
+def test_float16_conv_net_with_default_hyperparameters(kind, foreach):
+    """A float16 conv net, default hyperparameters (ε = 1e-8, which is 0 in float16):
+    the step is computed in float32, so no value turns NaN/inf (computed in float16,
+    AdamP made 1597 of its 2114 values non-finite at step 1), and step 1 is the
+    float64 reference's step from the same float16 weights and gradients, rounded
+    (a few float16 roundings of |w| + lr·|update|, |update| <= 10)."""
+    model = _float16_conv_net()
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1)).half()
+    y = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(2))
+    config = dict(lr=1e-3) if kind == "adamp" else dict(lr=0.1, momentum=0.9)
+    opt = CLASSES[kind](model.parameters(), **path_kwargs(dict(foreach=foreach)), **config)
+    params = list(model.parameters())
+    start = [p.detach().double().numpy() for p in params]
+    for t in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x).float(), y).backward()
+        if t == 0:
+            grads = [p.grad.double().numpy() for p in params]
+        opt.step()
+        assert all(torch.isfinite(p).all() for p in params), t
+        if t == 0:
+            ref, _, _ = reference_run(CORE[kind], start, [grads], **config)
+            for p, r in zip(params, ref, strict=True):
+                bound = 8 * 2.0**-11 * (np.abs(r).max() + config["lr"] * 10)
+                np.testing.assert_allclose(p.detach().double().numpy(), r, rtol=0, atol=bound)
