@@ -94,20 +94,22 @@ def _changes(golden: GoldenCase, variant: Variant) -> bool:
     if key not in golden.cache:
         tol = tolerance_for(golden.dtype)
         golden.cache[key] = not compare(
-            _trajectory(golden, variant), golden.reference, tol, check_branches=True
-        ).passed
+            _trajectory(golden, variant), golden.reference, tol, check_state=True,
+            check_branches=True,
+        ).passed  # fmt: skip
     return golden.cache[key]
 
 
-def _follows(traj: Trajectory, expected: Trajectory, tol, has_branches: bool) -> bool:
-    return compare(traj, expected, tol, check_branches=has_branches, stop_early=True).passed
+def _follows(traj: Trajectory, expected: Trajectory, tol, has_state: bool, has_branches: bool):
+    return compare(traj, expected, tol, check_state=has_state, check_branches=has_branches,
+                   stop_early=True).passed  # fmt: skip
 
 
-def _distance(traj: Trajectory, expected: Trajectory, tol, has_branches: bool) -> float:
-    cmp = compare(traj, expected, tol, check_branches=has_branches)
+def _distance(traj: Trajectory, expected: Trajectory, tol, has_state: bool, has_branches: bool):
+    cmp = compare(traj, expected, tol, check_state=has_state, check_branches=has_branches)
     if cmp.passed:
         return 0.0
-    worst = max(cmp.max_param_err, cmp.max_update_err)
+    worst = max(cmp.max_param_err, cmp.max_update_err, cmp.max_state_err or 0.0)
     return worst if worst > 1.0 else 1.0 + len(cmp.branch_mismatches)  # branches only
 
 
@@ -126,12 +128,17 @@ def diagnose(
     tol = tolerance_for(golden.dtype)
     changing = [v for v in variants_for(golden.optimizer) if _changes(golden, v)]
     out = Diagnosis()
-    found = [v.name for v in changing if _follows(traj, _trajectory(golden, v), tol, has_branches)]
+    found = [
+        v.name
+        for v in changing
+        if _follows(traj, _trajectory(golden, v), tol, has_state, has_branches)
+    ]
     if found:
         out.findings = _group(golden, found)
         return out
     distances = {
-        v.name: _distance(traj, _trajectory(golden, v), tol, has_branches) for v in changing
+        v.name: _distance(traj, _trajectory(golden, v), tol, has_state, has_branches)
+        for v in changing
     }
     if distances:
         name = min(distances, key=distances.get)
@@ -142,7 +149,7 @@ def diagnose(
     pairs = []  # named in the registry's order, whatever the distances
     for a, b in itertools.combinations([v for v in changing if v.name in nearest], 2):
         both = combine(a, b)
-        if _follows(traj, _trajectory(golden, both), tol, has_branches):
+        if _follows(traj, _trajectory(golden, both), tol, has_state, has_branches):
             pairs.append(both.name)
     if pairs:
         out.findings = _group(golden, pairs)
