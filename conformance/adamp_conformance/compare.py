@@ -64,10 +64,11 @@ def _maxabs(x: np.ndarray) -> float:
 
 
 def _diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a - b, with 0 where both are NaN (a variant that produces NaN matches only NaN)."""
+    """a - b, with 0 where both are NaN or the same infinity (a variant that produces NaN
+    matches only NaN)."""
     if a.shape != b.shape:
         return np.full(b.shape, np.inf)
-    return np.where(np.isnan(a) & np.isnan(b), 0.0, a - b)
+    return np.where((np.isnan(a) & np.isnan(b)) | (a == b), 0.0, a - b)
 
 
 def _err(diff: np.ndarray) -> float:

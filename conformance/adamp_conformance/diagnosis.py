@@ -94,20 +94,22 @@ def _changes(golden: GoldenCase, variant: Variant) -> bool:
     if key not in golden.cache:
         tol = tolerance_for(golden.dtype)
         golden.cache[key] = not compare(
-            _trajectory(golden, variant), golden.reference, tol, check_branches=True
-        ).passed
+            _trajectory(golden, variant), golden.reference, tol, check_state=True,
+            check_branches=True,
+        ).passed  # fmt: skip
     return golden.cache[key]
 
 
-def _follows(traj: Trajectory, expected: Trajectory, tol, has_branches: bool) -> bool:
-    return compare(traj, expected, tol, check_branches=has_branches, stop_early=True).passed
+def _follows(traj: Trajectory, expected: Trajectory, tol, has_state: bool, has_branches: bool):
+    return compare(traj, expected, tol, check_state=has_state, check_branches=has_branches,
+                   stop_early=True).passed  # fmt: skip
 
 
-def _distance(traj: Trajectory, expected: Trajectory, tol, has_branches: bool) -> float:
-    cmp = compare(traj, expected, tol, check_branches=has_branches)
+def _distance(traj: Trajectory, expected: Trajectory, tol, has_state: bool, has_branches: bool):
+    cmp = compare(traj, expected, tol, check_state=has_state, check_branches=has_branches)
     if cmp.passed:
         return 0.0
-    worst = max(cmp.max_param_err, cmp.max_update_err)
+    worst = max(cmp.max_param_err, cmp.max_update_err, cmp.max_state_err or 0.0)
     return worst if worst > 1.0 else 1.0 + len(cmp.branch_mismatches)  # branches only
 
 
@@ -126,12 +128,22 @@ def diagnose(
     tol = tolerance_for(golden.dtype)
     changing = [v for v in variants_for(golden.optimizer) if _changes(golden, v)]
     out = Diagnosis()
-    found = [v.name for v in changing if _follows(traj, _trajectory(golden, v), tol, has_branches)]
+    # the state decides only where the parameters and branches pass (a state-only failure):
+    # elsewhere an exposed state downstream of a decision (a projected SGDP buffer) would
+    # hide a variant that the parameters follow
+    params_pass = compare(traj, golden.reference, tol, check_branches=has_branches).passed
+    follow_state = has_state and params_pass
+    found = [
+        v.name
+        for v in changing
+        if _follows(traj, _trajectory(golden, v), tol, follow_state, has_branches)
+    ]
     if found:
         out.findings = _group(golden, found)
         return out
     distances = {
-        v.name: _distance(traj, _trajectory(golden, v), tol, has_branches) for v in changing
+        v.name: _distance(traj, _trajectory(golden, v), tol, follow_state, has_branches)
+        for v in changing
     }
     if distances:
         name = min(distances, key=distances.get)
@@ -142,7 +154,7 @@ def diagnose(
     pairs = []  # named in the registry's order, whatever the distances
     for a, b in itertools.combinations([v for v in changing if v.name in nearest], 2):
         both = combine(a, b)
-        if _follows(traj, _trajectory(golden, both), tol, has_branches):
+        if _follows(traj, _trajectory(golden, both), tol, follow_state, has_branches):
             pairs.append(both.name)
     if pairs:
         out.findings = _group(golden, pairs)
@@ -220,7 +232,6 @@ def _moments_departure(golden: GoldenCase, traj: Trajectory, t: int, i: int) -> 
     keys = ("exp_avg", "exp_avg_sq")
     if golden.optimizer == "sgdp":  # a projected buffer is downstream of the decision
         projected = hp.get("project_buffer", True) and not hp["nesterov"]
-        projected = projected and golden.reference.branches[t - 1, i] != int(Branch.NONE)
         keys = () if projected else ("momentum_buffer",)
     got, want = traj.states[t - 1][i], golden.reference.states[t - 1][i]
     for key in keys:

@@ -19,6 +19,8 @@ from adamp_conformance.ports import BANK, Port, classify, port_adapter
 from adamp_conformance.runner import run_suite, select_cases, suite_report
 from adamp_conformance.table import summarise
 from adamp_conformance.variants import VARIANTS
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 CANNOT_SPLIT = {
     "cos_against_update": {"cos_against_momentum", "no_projection"},
@@ -248,3 +250,35 @@ def test_figures_on_a_sample_of_cases():
     assert sum(row["wrong"] for row in table.values()) == 0, {
         name: row["cases"] for name, row in table.items() if row["wrong"]
     }
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.sampled_from(load_all()), st.sampled_from(sorted(VARIANTS)))
+def test_a_variant_trajectory_is_named_as_that_variant(golden, name):
+    """Self-consistency: the trajectory a variant produces on a case it changes is named
+    as that variant, alone or in one finding with the names the case cannot split."""
+    from adamp_conformance.compare import compare
+    from adamp_conformance.diagnosis import diagnose
+    from adamp_conformance.golden import simulate_case
+    from adamp_conformance.tolerance import tolerance_for
+
+    variant = VARIANTS[name]
+    assume(golden.optimizer in variant.optimizers)
+    traj = simulate_case(golden, variant)
+    tol = tolerance_for(golden.dtype)
+    assume(not compare(traj, golden.reference, tol, check_state=True, check_branches=True).passed)
+    found = diagnose(golden, traj, has_state=True, has_branches=True)
+    assert [name in f.names for f in found.findings] == [True], found.as_dict()
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["lr", "beta1", "eps", "weight_decay", "nesterov", "momentum"]),
+        st.one_of(st.integers(0, 2**30), st.floats(0, 1e6), st.booleans()),
+    )
+)
+def test_translate_hands_every_number_over_as_a_float(hp):
+    out = translate(hp)
+    for key, value in hp.items():
+        assert type(out[key]) is (bool if isinstance(value, bool) else float)
+        assert out[key] == value
