@@ -379,6 +379,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "adamp_torch": ("torch", "adamp_torch"),
     "adamp_torch-foreach": ("torch", "adamp_torch"),
     "adamp_torch-single": ("torch", "adamp_torch"),
+    "adamp_torch-fused": ("torch", "adamp_torch"),
     "adamp_jax": ("jax", "optax", "adamp_jax"),
     "adamp_keras": ("keras", "adamp_keras"),
     "adamp_keras-tensorflow": ("keras", "adamp_keras", "tensorflow"),
