@@ -23,6 +23,7 @@ import keras
 from keras import ops
 
 from adamp_core import Branch, check_in_range
+from adamp_keras._jax import jax_steps
 from adamp_keras._projection import Projected, project
 
 __all__ = ["ChannelAxis", "ProjectedOptimizer"]
@@ -178,6 +179,45 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
         )
         self.assign(self._branches[index], result.branch)
         return result
+
+    # -- the torch backend: one multi-tensor step over all variables -------------
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        """On torch, float32/float64 variables step together in ``torch._foreach`` ops
+        (``adamp_keras._torch``), like Keras's own torch optimizers; the rest, and
+        every variable on the other backends, go through ``update_step``."""
+        if keras.backend.backend() != "torch":
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        from adamp_keras import _torch
+
+        fast, slow = _torch.split_fast(self, grads, trainable_variables)
+        if fast:
+            self._torch_step(fast, ops.convert_to_tensor(learning_rate))
+        for _, grad, variable in slow:
+            self.update_step(grad, variable, learning_rate)
+
+    # -- the JAX backend: adamp_jax's step math ---------------------------------
+
+    def _jax_steps(self):
+        """``adamp_jax._steps`` on the Keras JAX backend (when importable), else None."""
+        return jax_steps() if keras.backend.backend() == "jax" else None
+
+    def _leaf_options(self, index: int) -> dict:
+        """The per-variable keywords of the ``adamp_jax._steps`` functions."""
+        return {
+            "axis": self._channel_axes[index],
+            "lam": self.weight_decay if self._decays(index) else 0.0,
+            "eps": self.epsilon,
+            "delta": self.delta,
+            "wd_ratio": self.wd_ratio,
+        }
+
+    def _apply_leaf_step(self, index: int, variable, step, branch, learning_rate) -> None:
+        """``variable ← variable - η step`` (rounded once) and the branch code."""
+        new = value_of(variable).astype(step.dtype) - as_dtype(learning_rate, step.dtype) * step
+        self.assign(variable, new.astype(variable.dtype))
+        if self._channel_axes[index] is not None and math.prod(variable.shape) > 0:
+            self.assign(self._branches[index], branch)
 
     # -- diagnostics ----------------------------------------------------------
 

@@ -122,6 +122,8 @@ class AdamP(ProjectedOptimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """One AdamP step of ``variable`` (see the module docstring)."""
+        if (steps := self._jax_steps()) is not None:
+            return self._jax_update_step(steps, gradient, variable, learning_rate)
         index, dtype, lr, grad, param = self._inputs(gradient, variable, learning_rate)
         exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
         step = value_of(self._steps[index]) + 1  # this variable's own count (authors' code)
@@ -144,6 +146,26 @@ class AdamP(ProjectedOptimizer):
             param = param * (1.0 - lr * self.weight_decay * ratio)
         new_param = param - (lr / bias1) * direction
         self.assign(variable, as_dtype(new_param, keras.backend.standardize_dtype(variable.dtype)))
+
+    def _torch_step(self, fast, learning_rate):
+        """All float32/float64 variables at once in ``torch._foreach`` ops (torch backend)."""
+        from adamp_keras._torch import adamp_step
+
+        adamp_step(self, fast, learning_rate)
+
+    def _jax_update_step(self, steps, gradient, variable, learning_rate):
+        """The same step through ``adamp_jax``'s leaf function (Keras JAX backend)."""
+        index = self._get_variable_index(variable)
+        count = value_of(self._steps[index]) + 1
+        self.assign(self._steps[index], count)
+        exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
+        step, m, v, branch = steps.adamp_leaf_step(
+            value_of(variable), gradient, value_of(exp_avg), value_of(exp_avg_sq), count,
+            b1=self.beta_1, b2=self.beta_2, nesterov=self.nesterov, **self._leaf_options(index),
+        )  # fmt: skip
+        self.assign(exp_avg, m)
+        self.assign(exp_avg_sq, v)
+        self._apply_leaf_step(index, variable, step, branch, learning_rate)
 
     def get_config(self):
         config = super().get_config()
