@@ -214,7 +214,7 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
 
     def _apply_leaf_step(self, index: int, variable, step, branch, learning_rate) -> None:
         """``variable ← variable - η step`` (rounded once) and the branch code."""
-        new = value_of(variable).astype(step.dtype) - as_dtype(learning_rate, step.dtype) * step
+        new = value_of(variable).astype(step.dtype) - ops.cast(learning_rate, step.dtype) * step
         self.assign(variable, new.astype(variable.dtype))
         if self._channel_axes[index] is not None and math.prod(variable.shape) > 0:
             self.assign(self._branches[index], branch)

@@ -58,12 +58,10 @@ class _Decision:
 
     def __init__(self, optimizer, indices, params, grads, updates, dtype):
         axes = [optimizer._channel_axes[i] for i in indices]
-        stats = []
-        for axis, w, g, u in zip(axes, params, grads, updates, strict=True):
-            w, g, u = _rows(w, axis), _rows(g, axis), _rows(u, axis)
-            gg = torch.linalg.vector_norm(g, dim=0)
-            ww = torch.linalg.vector_norm(w, dim=0)
-            stats.append(torch.stack([gg * gg, ww * ww, (g * w).sum(0), (w * u).sum(0)]))
+        stats = [
+            _channel_stats(optimizer, _rows(w, a), _rows(g, a), _rows(u, a))
+            for a, w, g, u in zip(axes, params, grads, updates, strict=True)
+        ]
         shapes = [tuple(p.shape) for p in params]
         seg, row_t, layer_t = _layout(optimizer, shapes, axes, params[0].device, dtype)
         joined = torch.cat(stats, dim=1)  # (4, rows of all variables)
@@ -93,6 +91,30 @@ class _Decision:
             _broadcastable(c, axis, p.ndim)
             for c, axis, p in zip(coef_rows.split(rows), axes, params, strict=True)
         ]
+
+
+def _channel_stats(optimizer, w, g, u):
+    """(4, channels): per channel ``g·g, w·w, g·w, w·u`` of ``(rows, channels)`` views.
+
+    Each product goes into a reused workspace and is summed over the rows by a
+    matrix-vector product with ones, which reads the rows contiguously (a
+    ``sum(0)`` over the strided axis, or a fresh temporary per product, costs
+    about twice as much on CPU)."""
+    rows = w.shape[0]
+    cache = optimizer.__dict__.setdefault("_torch_workspace", {})
+    key = (w.device, w.dtype)
+    space = cache.get(key)
+    if space is None or space.numel() < w.numel():
+        space = cache[key] = torch.empty(w.numel(), dtype=w.dtype, device=w.device)
+    ones_key = (w.device, w.dtype, rows)
+    if ones_key not in cache:
+        cache[ones_key] = torch.ones(rows, dtype=w.dtype, device=w.device)
+    ones, product = cache[ones_key], space[: w.numel()].view(w.shape)
+    sums = []
+    for x, y in ((g, g), (w, w), (g, w), (w, u)):
+        torch.mul(x, y, out=product)
+        sums.append(ones @ product)
+    return torch.stack(sums)
 
 
 def _broadcastable(coef, axis: int, ndim: int):
@@ -131,31 +153,34 @@ def _projected(optimizer, fast):
 
 
 def _project(optimizer, fast, params, grads, updates, dtype):
-    """Project ``updates`` in place; returns per-variable decay ratios (1 or wd_ratio)."""
-    ratios = [None] * len(fast)
+    """The projection of ``updates`` (not applied): per variable the coefficient
+    (``u ← u - w·coef``, broadcastable to w; None where not projected) and the
+    decay ratio (1 or wd_ratio; None where not projected). Writes the branch codes."""
+    coefs, ratios = [None] * len(fast), [None] * len(fast)
     chosen = _projected(optimizer, fast)
     if chosen:
         indices = [fast[k][0] for k in chosen]
-        pick = [params[k] for k in chosen], [grads[k] for k in chosen]
-        decision = _Decision(optimizer, indices, *pick, [updates[k] for k in chosen], dtype)
-        torch._foreach_addcmul_([updates[k] for k in chosen], pick[0], decision.coef, value=-1)
+        decision = _Decision(
+            optimizer, indices, *([x[k] for k in chosen] for x in (params, grads, updates)), dtype
+        )
         branches = [optimizer._branches[i].value for i in indices]
         torch._foreach_copy_(branches, list(decision.branch.unbind(0)))
-        for k, ratio in zip(chosen, decision.ratio, strict=True):
-            ratios[k] = ratio
-    return ratios
+        for k, coef, ratio in zip(chosen, decision.coef, decision.ratio, strict=True):
+            coefs[k], ratios[k] = coef, ratio
+    return coefs, ratios
 
 
-def _decay(optimizer, fast, params, ratios, lr, scale: float):
-    """``w ← w·(1 - η·λ·scale·r)`` for the variables weight decay applies to."""
-    if not optimizer.weight_decay:
-        return
-    chosen = [k for k, (index, _, _) in enumerate(fast) if optimizer._decays(index)]
-    if not chosen:
-        return
-    lam = lr * (optimizer.weight_decay * scale)
-    factors = [1.0 - lam * ratios[k] if ratios[k] is not None else 1.0 - lam for k in chosen]
-    torch._foreach_mul_([params[k] for k in chosen], factors)
+def _scales(optimizer, fast, lr, ratios, coefs, steps, decay_scale: float):
+    """Per variable the factor s with ``w ← s·w + step·u`` = decay then the projected
+    update ``step·(u - coef·w)``: ``s = 1 - η λ decay_scale r - step·coef``."""
+    scales = []
+    for k, (index, _, _) in enumerate(fast):
+        factor = lr.new_ones(())
+        if optimizer.weight_decay and optimizer._decays(index):
+            lam = lr * (optimizer.weight_decay * decay_scale)
+            factor = 1.0 - lam * (ratios[k] if ratios[k] is not None else 1.0)
+        scales.append(factor if coefs[k] is None else factor - steps[k] * coefs[k])
+    return scales
 
 
 @torch.no_grad()
@@ -190,10 +215,11 @@ def adamp_step(optimizer, fast, learning_rate) -> None:
     del denom, numerator
 
     lr = learning_rate.to(dtype)
-    ratios = _project(optimizer, fast, params, grads, updates, dtype)
-    _decay(optimizer, fast, params, ratios, lr, 1.0)
-    torch._foreach_mul_(updates, list((-lr / bias1).unbind(0)))
-    torch._foreach_add_(params, updates)
+    coefs, ratios = _project(optimizer, fast, params, grads, updates, dtype)
+    step = list((-lr / bias1).unbind(0))
+    # w ← w·(1 - η λ r) - η/(1 - β₁ᵗ)·(u - coef·w), in two passes over w
+    torch._foreach_mul_(params, _scales(optimizer, fast, lr, ratios, coefs, step, 1.0))
+    torch._foreach_addcmul_(params, updates, step)
 
 
 @torch.no_grad()
@@ -209,14 +235,20 @@ def sgdp_step(optimizer, fast, learning_rate) -> None:
         torch._foreach_add_(buffers, grads, alpha=1.0 - damp)
     else:
         buffers = torch._foreach_mul(grads, 1.0 - damp)
-    if optimizer.nesterov:
-        directions = torch._foreach_add(grads, buffers, alpha=mu)
-    elif optimizer.project_buffer or not optimizer._buffers:
-        directions = buffers  # the authors' code projects the stored buffer in place
-    else:
-        directions = torch._foreach_mul(buffers, 1.0)  # a copy: the buffer stays unprojected
+    keep_projected = optimizer.project_buffer and not optimizer.nesterov and optimizer._buffers
+    directions = torch._foreach_add(grads, buffers, alpha=mu) if optimizer.nesterov else buffers
 
     lr = learning_rate.to(dtype)
-    ratios = _project(optimizer, fast, params, grads, directions, dtype)
-    _decay(optimizer, fast, params, ratios, lr, 1.0 / (1.0 - mu))
-    torch._foreach_add_(params, torch._foreach_mul(directions, -lr))
+    coefs, ratios = _project(optimizer, fast, params, grads, directions, dtype)
+    step = [-lr] * len(fast)
+    if keep_projected:
+        # the authors' code projects the stored buffer in place; w then moves along it
+        chosen = [k for k, coef in enumerate(coefs) if coef is not None]
+        torch._foreach_addcmul_(
+            [directions[k] for k in chosen], [params[k] for k in chosen],
+            [coefs[k] for k in chosen], value=-1,
+        )  # fmt: skip
+        coefs = [None] * len(fast)
+    # w ← w·(1 - η λ r/(1 - μ)) - η·(d - coef·w), in two passes over w
+    torch._foreach_mul_(params, _scales(optimizer, fast, lr, ratios, coefs, step, 1 / (1 - mu)))
+    torch._foreach_addcmul_(params, directions, step)
