@@ -110,6 +110,8 @@ def main(quick: bool = False) -> dict:
         "jax": jax.__version__,
         "optax": optax.__version__,
         "quick": quick,
+        # adamp_jax separates its passes with optimization barriers only for XLA:CPU
+        "optimization_barriers": jax.default_backend() == "cpu",
         "target_ratio": 1.5,
         "results": records,
     }

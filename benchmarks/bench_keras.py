@@ -153,7 +153,7 @@ def fit_worker(quick: bool) -> dict:
     import keras
     import numpy as np
 
-    rounds, steps = (3, 4) if quick else (9, 10)
+    rounds, steps = (3, 4) if quick else (7, 8)
     models, times = time_models(rounds=rounds, steps=steps, size=FIT_SIZE, widths=FIT_WIDTHS)
     params = sum(int(np.prod(w.shape)) for w in models["AdamP"].trainable_weights)
     return {
@@ -282,7 +282,7 @@ def step_worker(model: str, quick: bool) -> dict:
     that ViT-B/16's variables, gradients and two optimizers' state fit in ~2 GB)."""
     import keras
 
-    rounds, steps = (3, 1) if quick else (9, 2)
+    rounds, steps = (3, 1) if quick else (7, 1)
     variables, grads = _variables_and_gradients(model)
     ms: dict[str, float] = {}
     for ours, theirs in PAIRS:

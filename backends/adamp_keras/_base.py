@@ -163,10 +163,11 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
         return index, dtype, ops.cast(learning_rate, dtype), grad, param
 
     def _project(self, index: int, param, grad, update, grad_sq=None) -> Projected:
-        """Project ``update`` (or not, for 1-D variables) and record the branch code."""
+        """The projection coefficient of ``update`` (0 for 1-D variables) and decay
+        ratio; records the branch code."""
         axis = self._channel_axes[index]
         if axis is None or math.prod(param.shape) == 0:
-            return Projected(update, 1.0, None)
+            return Projected(0.0, 1.0, None)
         result = project(
             param,
             grad,
@@ -180,13 +181,21 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
         self.assign(self._branches[index], result.branch)
         return result
 
+    def _decay_factor(self, index: int, lr, ratio, scale: float = 1.0):
+        """``1 - η λ scale r`` where weight decay applies to the variable, else 1."""
+        if not self._decays(index):
+            return 1.0
+        return 1.0 - lr * (self.weight_decay * scale) * ratio
+
     # -- the torch backend: one multi-tensor step over all variables -------------
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         """On torch, float32/float64 variables step together in ``torch._foreach`` ops
         (``adamp_keras._torch``), like Keras's own torch optimizers; the rest, and
-        every variable on the other backends, go through ``update_step``."""
-        if keras.backend.backend() != "torch":
+        every variable on the other backends, go through ``update_step``. So does
+        every variable of a subclass that overrides ``update_step``."""
+        overridden = type(self).update_step is not self._own_update_step
+        if keras.backend.backend() != "torch" or overridden:
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
         from adamp_keras import _torch
 

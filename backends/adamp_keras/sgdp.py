@@ -119,16 +119,21 @@ class SGDP(ProjectedOptimizer):
             stored = self._buffers[index]
             buffer = self.momentum * as_dtype(value_of(stored), dtype) + buffer
         direction = grad + self.momentum * buffer if self.nesterov else buffer
-        direction, ratio, _ = self._project(index, param, grad, direction)
+        coef, ratio, _ = self._project(index, param, grad, direction)
+        decay = self._decay_factor(index, lr, ratio, 1.0 / (1.0 - self.momentum))
+        if self._buffers and self.project_buffer and not self.nesterov:
+            # the authors' code keeps the projected direction as the buffer
+            direction = direction - param * coef
+            new_param = param * decay - lr * direction
+            buffer = direction
+        else:
+            # w ← w·(1 - η λ r/(1-μ)) - η (d - c·w), in one pass over w
+            new_param = param * (decay + lr * coef) - lr * direction
         if self._buffers:
-            keep_projected = self.project_buffer and not self.nesterov
-            new_buffer = direction if keep_projected else buffer
-            self.assign(stored, as_dtype(new_buffer, keras.backend.standardize_dtype(stored.dtype)))
-
-        if self._decays(index):
-            param = param * (1.0 - lr * (self.weight_decay / (1.0 - self.momentum)) * ratio)
-        new_param = param - lr * direction
+            self.assign(stored, as_dtype(buffer, keras.backend.standardize_dtype(stored.dtype)))
         self.assign(variable, as_dtype(new_param, keras.backend.standardize_dtype(variable.dtype)))
+
+    _own_update_step = update_step  # a subclass overriding it opts out of the torch fast path
 
     def _torch_step(self, fast, learning_rate):
         """All float32/float64 variables at once in ``torch._foreach`` ops (torch backend)."""

@@ -146,3 +146,20 @@ def test_compile_accepts_the_optimizer_name(identifier, cls):
     assert not np.allclose(to_numpy(model.layers[0].kernel), before)
     # the saved name stays the registered one, so files load without the aliases
     assert keras.optimizers.serialize(model.optimizer)["registered_name"] == f"adamp_keras>{cls}"
+
+
+@pytest.mark.parametrize("algorithm", ["adamp", "sgdp"])
+def test_a_subclass_overriding_update_step_gets_it_called_per_variable(algorithm):
+    cls = adamp_keras.AdamP if algorithm == "adamp" else adamp_keras.SGDP
+
+    class Counting(cls):
+        calls = 0
+
+        def update_step(self, gradient, variable, learning_rate):
+            Counting.calls += 1
+            super().update_step(gradient, variable, learning_rate)
+
+    _, variables = make_variables(SHAPES, seed=1)
+    grads = [keras.ops.ones(v.shape) for v in variables]
+    Counting(learning_rate=0.01).apply(grads, variables)
+    assert Counting.calls == len(SHAPES)
