@@ -194,7 +194,7 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
         (``adamp_keras._torch``), like Keras's own torch optimizers; the rest, and
         every variable on the other backends, go through ``update_step``. So does
         every variable of a subclass that overrides ``update_step``."""
-        overridden = type(self).update_step is not self._own_update_step
+        overridden = type(self).update_step is not type(self)._own_update_step
         if keras.backend.backend() != "torch" or overridden:
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
         from adamp_keras import _torch

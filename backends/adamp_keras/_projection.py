@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import keras
 from keras import ops
 
 from adamp_core import Branch
@@ -43,12 +44,14 @@ class Projected(NamedTuple):
 def _channel_sum(x, channel_axis: int, shape):
     """Per-channel sums of ``x`` over every other axis, shaped to broadcast against it.
 
-    With channels last (Keras layout) ``x`` is a ``(rows, channels)`` matrix and the
-    sums are ``ones(1, rows) @ x``: a matrix-vector product reads the rows
-    contiguously (about 25% faster than a strided ``reduce_sum`` on TensorFlow CPU).
+    On TensorFlow with channels last (Keras layout) ``x`` is a ``(rows, channels)``
+    matrix and the sums are ``ones(1, rows) @ x``: a matrix-vector product reads
+    the rows contiguously (about 25% faster than a strided ``reduce_sum`` on CPU).
+    Elsewhere ``ops.sum``: XLA fuses it with the product, and Keras's torch
+    ``matmul`` computes float64 inputs in float32.
     """
     rows = math.prod(shape) // shape[channel_axis]
-    if channel_axis == len(shape) - 1:
+    if channel_axis == len(shape) - 1 and keras.backend.backend() == "tensorflow":
         ones = ops.ones((1, rows), dtype=x.dtype)
         return ops.matmul(ones, ops.reshape(x, (rows, shape[-1])))  # (1, channels)
     axes = tuple(i for i in range(len(shape)) if i != channel_axis)
