@@ -233,6 +233,7 @@ def _step_call(optimizer, variables, grads):
             carry[1], carry[0] = jitted(carry[0], grads, carry[1])
             _sync(carry)
 
+        call.carry = carry  # [optimizer variable values, trainable variable values]
         return call
 
     def call():
