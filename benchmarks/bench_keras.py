@@ -326,7 +326,7 @@ def _run(backend: str, args: list[str]) -> dict:
 
 
 def _ratio(ms: dict, name: str) -> float | str:
-    base = "AdamW" if "adamp" in name.lower() else "SGD"
+    base = "SGD" if "sgd" in name.lower() else "AdamW"
     return ms[name] / ms[base] if base in ms else ""
 
 
