@@ -110,6 +110,8 @@ def main(quick: bool = False) -> dict:
         "jax": jax.__version__,
         "optax": optax.__version__,
         "quick": quick,
+        # adamp_jax separates its passes with optimization barriers only for XLA:CPU
+        "optimization_barriers": jax.default_backend() == "cpu",
         "results": records,
     }
     write_json("jax", payload)

@@ -40,7 +40,27 @@ import jax.numpy as jnp
 
 from adamp_core import Branch
 
-__all__ = ["Decision", "channel_sum", "decide", "is_projected", "radial_coefficient", "statistics"]
+__all__ = [
+    "Decision",
+    "barrier",
+    "channel_sum",
+    "decide",
+    "is_projected",
+    "radial_coefficient",
+    "statistics",
+]
+
+
+def barrier(x):
+    """``jax.lax.optimization_barrier(x)`` when tracing for XLA:CPU, else ``x`` itself.
+
+    The barriers separate the step's passes for XLA:CPU, which would otherwise
+    store shared subexpressions (u, g², a broadcast scalar) as full arrays and
+    run sibling reductions badly. XLA:GPU fuses sibling reductions and keeps
+    such values in registers, so there they would only constrain its fusion.
+    Decided when the step is traced, from the default backend.
+    """
+    return jax.lax.optimization_barrier(x) if jax.default_backend() == "cpu" else x
 
 
 class Decision(NamedTuple):
@@ -116,7 +136,6 @@ def statistics(param, grad, axis: int, dtype, *extra_pairs) -> tuple[jax.Array, 
     out as an array. The barrier on the results keeps XLA from rewriting the
     layer sums (sums of the channel sums) into second full passes.
     """
-    barrier = jax.lax.optimization_barrier
     sums = []
     for operands in ((grad, param), (grad,), (param,), *extra_pairs):
         operands = barrier(tuple(operands))

@@ -38,13 +38,7 @@ from adamp_jax._common import (
     unflatten_columns,
     validate,
 )
-from adamp_jax._projection import (
-    channel_sum,
-    decide,
-    is_projected,
-    radial_coefficient,
-    statistics,
-)
+from adamp_jax._steps import adamp_leaf_step
 
 __all__ = ["ScaleByAdamPState", "adamp", "scale_by_adamp"]
 
@@ -142,56 +136,12 @@ def scale_by_adamp(
 
     def _leaf_step(param, grad, mu, nu, count, axis, keep, decay):
         dtype = compute_dtype(param.dtype)
-        beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
-        t = count.astype(dtype)
-        bc1, sqrt_bc2 = 1 - beta1**t, jnp.sqrt(1 - beta2**t)
         lam = jnp.asarray(decay, dtype) * jnp.asarray(keep, dtype)
-
-        def moments(grad, mu, nu, beta1, beta2):
-            g = grad.astype(dtype)
-            m = beta1 * mu.astype(dtype) + (1 - beta1) * g
-            v = beta2 * nu.astype(dtype) + (1 - beta2) * jnp.square(g)
-            return g, m, v
-
-        _, m, v = moments(grad, mu, nu, beta1, beta2)
-        new_mu, new_nu = m.astype(mu.dtype), v.astype(nu.dtype)
-
-        def direction(param, grad, mu, nu, m, v, beta1, beta2, sqrt_bc2, eps):
-            """(w, u) in the compute dtype. A moment stored in the compute dtype
-            is read back (m, v); one stored narrower (bfloat16) is recomputed
-            from the old moment and the gradient, which reads less than a
-            float32 copy and keeps u unrounded."""
-            g, m_new, v_new = moments(grad, mu, nu, beta1, beta2)
-            m = m if mu.dtype == dtype else m_new
-            v = v if nu.dtype == dtype else v_new
-            numerator = beta1 * m + (1 - beta1) * g if nesterov else m
-            return param.astype(dtype), numerator / (jnp.sqrt(v) / sqrt_bc2 + eps)
-
-        sources = (param, grad, mu, nu, m, v, beta1, beta2, sqrt_bc2, jnp.asarray(eps, dtype))
-        if not is_projected(param, axis):
-            p, u = direction(*sources)
-            step = u / bc1 + lam * p
-            return step.astype(param.dtype), new_mu, new_nu, jnp.zeros([], jnp.int32)
-        gp, gg, pp = statistics(param, grad, axis, dtype)
-        decision = decide(
-            gp, gg, pp, shape=param.shape, axis=axis, delta=delta, wd_ratio=wd_ratio, eps=eps,
-            dtype=dtype,
+        step, new_mu, new_nu, branch = adamp_leaf_step(
+            param, grad, mu, nu, count, axis=axis, lam=lam, b1=b1, b2=b2, eps=eps, delta=delta,
+            wd_ratio=wd_ratio, nesterov=nesterov,
         )  # fmt: skip
-        # w·u without materialising u: a reduction with u's formula fused in,
-        # reading w, m, v. The barriers give it and the final pass their own
-        # copies of the inputs, so XLA shares nothing between them: neither u
-        # (it has a sqrt and a divide, so XLA would store it rather than compute
-        # it twice) nor a broadcast scalar (XLA:CPU would write it out as an
-        # array for the reduction) nor a bfloat16 -> float32 conversion.
-        p, u = direction(*jax.lax.optimization_barrier(sources))
-        pu = jax.lax.optimization_barrier(channel_sum(p * u, axis))
-        coef = radial_coefficient(decision, pu, pp, ndim=param.ndim, axis=axis, eps=eps)
-        # The final pass reads w, m, v (and g for Nesterov) and recomputes u
-        # (coef in the barrier keeps XLA from merging it with the one above).
-        *final_sources, coef = jax.lax.optimization_barrier((*sources, coef))
-        p, u = direction(*final_sources)
-        step = (u - p * coef) / bc1 + (lam * decision.wd_ratio) * p
-        return step.astype(param.dtype), new_mu, new_nu, decision.branch
+        return step.astype(param.dtype), new_mu, new_nu, branch
 
     return base.GradientTransformation(init_fn, update_fn)
 

@@ -39,13 +39,7 @@ from adamp_jax._common import (
     unflatten_columns,
     validate,
 )
-from adamp_jax._projection import (
-    channel_sum,
-    decide,
-    is_projected,
-    radial_coefficient,
-    statistics,
-)
+from adamp_jax._steps import sgdp_leaf_step
 
 __all__ = ["ScaleBySGDPState", "scale_by_sgdp", "sgdp"]
 
@@ -138,60 +132,13 @@ def scale_by_sgdp(
 
     def _leaf_step(param, grad, buf, axis, keep, decay):
         dtype = compute_dtype(param.dtype)
-        mu = jnp.asarray(momentum, dtype)
-        damp = 1 - jnp.asarray(dampening, dtype)
         lam = jnp.asarray(decay, dtype) * jnp.asarray(keep, dtype)
-        # Whether the trace is stored in the compute dtype: then later passes
-        # read the stored b back; a narrower (bfloat16) trace is recomputed from
-        # the old one instead, which keeps the step unrounded.
-        stored = buf.dtype == dtype
-
-        def trace_and_direction(param, grad, buf, b, mu, damp):
-            """(w, b, d) in the compute dtype, d = g + μ b (Nesterov) or b."""
-            g = grad.astype(dtype)
-            if b is None or not stored:
-                b = mu * buf.astype(dtype) + damp * g
-            return param.astype(dtype), b, (g + mu * b if nesterov else b)
-
-        p, b, direction = trace_and_direction(param, grad, buf, None, mu, damp)
-        if not is_projected(param, axis):
-            step = direction + (lam / (1 - mu)) * p
-            return step.astype(param.dtype), b.astype(buf.dtype), jnp.zeros([], jnp.int32)
-        # w·d by linearity, so that d never has to exist as an array:
-        # w·d = w·g + μ (w·b) with Nesterov, else w·b.
-        if keep_projected or not stored:
-            # w·b = μ (w·b_old) + (1-τ) (w·g): all four sums read inputs only.
-            gp, gg, pp, pb_old = statistics(param, grad, axis, dtype, (param, buf))
-            pb = mu * pb_old + damp * gp
-        else:
-            # The new trace is b itself: store it, then sum w·b over the stored
-            # b (a sum over b_old would read b_old's buffer, which b overwrites
-            # when the state is donated, so XLA would first copy it).
-            gp, gg, pp = statistics(param, grad, axis, dtype)
-            pb = jax.lax.optimization_barrier(
-                channel_sum(p * jax.lax.optimization_barrier(b), axis)
-            )
-        decision = decide(
-            gp, gg, pp, shape=param.shape, axis=axis, delta=delta, wd_ratio=wd_ratio, eps=eps,
-            dtype=dtype,
+        step, new_buf, branch = sgdp_leaf_step(
+            param, grad, buf, axis=axis, lam=lam, momentum=momentum, dampening=dampening,
+            nesterov=nesterov, keep_projected=keep_projected, eps=eps, delta=delta,
+            wd_ratio=wd_ratio,
         )  # fmt: skip
-        pd = gp + mu * pb if nesterov else pb
-        coef = radial_coefficient(decision, pd, pp, ndim=param.ndim, axis=axis, eps=eps)
-        if keep_projected:
-            # The trace becomes the projected d = b - c·w, computed from (b_old,
-            # g, w) after the sums; b itself is never stored.
-            new_buf = (direction - p * coef).astype(buf.dtype)
-            b = new_buf.astype(dtype)
-        else:
-            new_buf = b.astype(buf.dtype)
-        # The final pass gets its own copies of its inputs (no conversion or
-        # broadcast shared with the passes above); it reads the stored trace
-        # back, or recomputes a narrower one.
-        *final_sources, coef = jax.lax.optimization_barrier((param, grad, buf, b, mu, damp, coef))
-        p, b, direction = trace_and_direction(*final_sources)
-        projected = b if keep_projected and stored else direction - p * coef
-        step = projected + (lam * decision.wd_ratio / (1 - mu)) * p
-        return step.astype(param.dtype), new_buf, decision.branch
+        return step.astype(param.dtype), new_buf, branch
 
     return base.GradientTransformation(init_fn, update_fn)
 

@@ -23,6 +23,7 @@ import keras
 from keras import ops
 
 from adamp_core import Branch, check_in_range, check_param_dtype
+from adamp_keras._jax import jax_steps
 from adamp_keras._projection import Projected, project
 
 __all__ = ["ChannelAxis", "ProjectedOptimizer"]
@@ -173,10 +174,11 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
         return index, dtype, ops.cast(learning_rate, dtype), grad, param
 
     def _project(self, index: int, param, grad, update, grad_sq=None) -> Projected:
-        """Project ``update`` (or not, for 1-D variables) and record the branch code."""
+        """The projection coefficient of ``update`` (0 for 1-D variables) and decay
+        ratio; records the branch code."""
         axis = self._channel_axes[index]
         if axis is None or math.prod(param.shape) == 0:
-            return Projected(update, 1.0, None)
+            return Projected(0.0, 1.0, None)
         result = project(
             param,
             grad,
@@ -189,6 +191,53 @@ class ProjectedOptimizer(keras.optimizers.Optimizer):
         )
         self.assign(self._branches[index], result.branch)
         return result
+
+    def _decay_factor(self, index: int, lr, ratio, scale: float = 1.0):
+        """``1 - η λ scale r`` where weight decay applies to the variable, else 1."""
+        if not self._decays(index):
+            return 1.0
+        return 1.0 - lr * (self.weight_decay * scale) * ratio
+
+    # -- the torch backend: one multi-tensor step over all variables -------------
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        """On torch, float32/float64 variables step together in ``torch._foreach`` ops
+        (``adamp_keras._torch``), like Keras's own torch optimizers; the rest, and
+        every variable on the other backends, go through ``update_step``. So does
+        every variable of a subclass that overrides ``update_step``."""
+        overridden = type(self).update_step is not type(self)._own_update_step
+        if keras.backend.backend() != "torch" or overridden:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        from adamp_keras import _torch
+
+        fast, slow = _torch.split_fast(self, grads, trainable_variables)
+        if fast:
+            self._torch_step(fast, ops.convert_to_tensor(learning_rate))
+        for _, grad, variable in slow:
+            self.update_step(grad, variable, learning_rate)
+
+    # -- the JAX backend: adamp_jax's step math ---------------------------------
+
+    def _jax_steps(self):
+        """``adamp_jax._steps`` on the Keras JAX backend (when importable), else None."""
+        return jax_steps() if keras.backend.backend() == "jax" else None
+
+    def _leaf_options(self, index: int) -> dict:
+        """The per-variable keywords of the ``adamp_jax._steps`` functions."""
+        return {
+            "axis": self._channel_axes[index],
+            "lam": self.weight_decay if self._decays(index) else 0.0,
+            "eps": self.epsilon,
+            "delta": self.delta,
+            "wd_ratio": self.wd_ratio,
+        }
+
+    def _apply_leaf_step(self, index: int, variable, step, branch, learning_rate) -> None:
+        """``variable ← variable - η step`` (rounded once) and the branch code."""
+        new = value_of(variable).astype(step.dtype) - ops.cast(learning_rate, step.dtype) * step
+        self.assign(variable, new.astype(variable.dtype))
+        if self._channel_axes[index] is not None and math.prod(variable.shape) > 0:
+            self.assign(self._branches[index], branch)
 
     # -- diagnostics ----------------------------------------------------------
 

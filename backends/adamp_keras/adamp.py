@@ -122,6 +122,8 @@ class AdamP(ProjectedOptimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """One AdamP step of ``variable`` (see the module docstring)."""
+        if (steps := self._jax_steps()) is not None:
+            return self._jax_update_step(steps, gradient, variable, learning_rate)
         index, dtype, lr, grad, param = self._inputs(gradient, variable, learning_rate)
         exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
         step = value_of(self._steps[index]) + 1  # this variable's own count (authors' code)
@@ -136,14 +138,40 @@ class AdamP(ProjectedOptimizer):
         self.assign(exp_avg, as_dtype(m, exp_avg.dtype))
         self.assign(exp_avg_sq, as_dtype(v, exp_avg_sq.dtype))
 
-        denom = ops.sqrt(v) / ops.sqrt(bias2) + self.epsilon
+        # u = m / (sqrt(v)/sqrt(bias2) + ε) = sqrt(bias2)·û with û = m / (sqrt(v) + ε·sqrt(bias2)):
+        # one full-size op less; û is projected (the coefficient scales with it)
+        sqrt_bias2 = ops.sqrt(bias2)
         numerator = self.beta_1 * m + (1.0 - self.beta_1) * grad if self.nesterov else m
-        direction, ratio, _ = self._project(index, param, grad, numerator / denom, grad_sq)
+        scaled = numerator / (ops.sqrt(v) + self.epsilon * sqrt_bias2)
+        coef, ratio, _ = self._project(index, param, grad, scaled, grad_sq)
 
-        if self._decays(index):
-            param = param * (1.0 - lr * self.weight_decay * ratio)
-        new_param = param - (lr / bias1) * direction
+        # w ← w·(1 - η λ r) - η/bias1·sqrt(bias2)·(û - c·w), in one pass over w
+        step = (lr / bias1) * sqrt_bias2
+        scale = self._decay_factor(index, lr, ratio) + step * coef
+        new_param = param * scale - step * scaled
         self.assign(variable, as_dtype(new_param, keras.backend.standardize_dtype(variable.dtype)))
+
+    _own_update_step = update_step  # a subclass overriding it opts out of the torch fast path
+
+    def _torch_step(self, fast, learning_rate):
+        """All float32/float64 variables at once in ``torch._foreach`` ops (torch backend)."""
+        from adamp_keras._torch import adamp_step
+
+        adamp_step(self, fast, learning_rate)
+
+    def _jax_update_step(self, steps, gradient, variable, learning_rate):
+        """The same step through ``adamp_jax``'s leaf function (Keras JAX backend)."""
+        index = self._get_variable_index(variable)
+        count = value_of(self._steps[index]) + 1
+        self.assign(self._steps[index], count)
+        exp_avg, exp_avg_sq = self._exp_avgs[index], self._exp_avg_sqs[index]
+        step, m, v, branch = steps.adamp_leaf_step(
+            value_of(variable), gradient, value_of(exp_avg), value_of(exp_avg_sq), count,
+            b1=self.beta_1, b2=self.beta_2, nesterov=self.nesterov, **self._leaf_options(index),
+        )  # fmt: skip
+        self.assign(exp_avg, m)
+        self.assign(exp_avg_sq, v)
+        self._apply_leaf_step(index, variable, step, branch, learning_rate)
 
     def get_config(self):
         config = super().get_config()

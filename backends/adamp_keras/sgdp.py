@@ -20,6 +20,7 @@ With ``momentum=0`` the buffer is never read again, so none is stored.
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from adamp_core import check_bool, validate_sgdp
 from adamp_keras._base import (
@@ -110,22 +111,51 @@ class SGDP(ProjectedOptimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """One SGDP step of ``variable`` (see the module docstring)."""
+        if (steps := self._jax_steps()) is not None:
+            return self._jax_update_step(steps, gradient, variable, learning_rate)
         index, dtype, lr, grad, param = self._inputs(gradient, variable, learning_rate)
         buffer = (1.0 - self.dampening) * grad
         if self._buffers:
             stored = self._buffers[index]
             buffer = self.momentum * as_dtype(value_of(stored), dtype) + buffer
         direction = grad + self.momentum * buffer if self.nesterov else buffer
-        direction, ratio, _ = self._project(index, param, grad, direction)
+        coef, ratio, _ = self._project(index, param, grad, direction)
+        decay = self._decay_factor(index, lr, ratio, 1.0 / (1.0 - self.momentum))
+        if self._buffers and self.project_buffer and not self.nesterov:
+            # the authors' code keeps the projected direction as the buffer
+            direction = direction - param * coef
+            new_param = param * decay - lr * direction
+            buffer = direction
+        else:
+            # w ← w·(1 - η λ r/(1-μ)) - η (d - c·w), in one pass over w
+            new_param = param * (decay + lr * coef) - lr * direction
         if self._buffers:
-            keep_projected = self.project_buffer and not self.nesterov
-            new_buffer = direction if keep_projected else buffer
-            self.assign(stored, as_dtype(new_buffer, keras.backend.standardize_dtype(stored.dtype)))
-
-        if self._decays(index):
-            param = param * (1.0 - lr * (self.weight_decay / (1.0 - self.momentum)) * ratio)
-        new_param = param - lr * direction
+            self.assign(stored, as_dtype(buffer, keras.backend.standardize_dtype(stored.dtype)))
         self.assign(variable, as_dtype(new_param, keras.backend.standardize_dtype(variable.dtype)))
+
+    _own_update_step = update_step  # a subclass overriding it opts out of the torch fast path
+
+    def _torch_step(self, fast, learning_rate):
+        """All float32/float64 variables at once in ``torch._foreach`` ops (torch backend)."""
+        from adamp_keras._torch import sgdp_step
+
+        sgdp_step(self, fast, learning_rate)
+
+    def _jax_update_step(self, steps, gradient, variable, learning_rate):
+        """The same step through ``adamp_jax``'s leaf function (Keras JAX backend).
+        Without momentum there is no stored buffer: a zero one (never read from
+        memory: XLA folds the constant) stands in."""
+        index = self._get_variable_index(variable)
+        param = value_of(variable)
+        buffer = value_of(self._buffers[index]) if self._buffers else ops.zeros_like(param)
+        step, new_buffer, branch = steps.sgdp_leaf_step(
+            param, gradient, buffer, momentum=self.momentum, dampening=self.dampening,
+            nesterov=self.nesterov, keep_projected=self.project_buffer and not self.nesterov,
+            **self._leaf_options(index),
+        )  # fmt: skip
+        if self._buffers:
+            self.assign(self._buffers[index], new_buffer)
+        self._apply_leaf_step(index, variable, step, branch, learning_rate)
 
     def get_config(self):
         config = super().get_config()

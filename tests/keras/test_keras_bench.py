@@ -37,3 +37,29 @@ def test_time_models_runs_and_steps_the_weights():
     conv = [layer.kernel.path for layer in adamp.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(conv) == 2
     assert all(branches[path] is Branch.CHANNEL for path in conv)  # each precedes batch norm
+
+
+def test_step_call_steps_the_variables_the_way_keras_runs_it():
+    """The optimizer-step-alone timer of bench_keras on two tiny variables: each call
+    is one step (tf.function apply, jitted stateless_apply or eager apply)."""
+    from benchmarks.bench_keras import _optimizer, _step_call
+
+    rng = np.random.default_rng(0)
+    shapes = [(3, 3, 2, 4), (4,)]
+    for name in ("AdamW", "AdamP", "SGD", "SGDP"):
+        variables = [keras.Variable(rng.standard_normal(s).astype("float32")) for s in shapes]
+        grads = [keras.ops.convert_to_tensor(rng.standard_normal(s).astype("float32"))
+                 for s in shapes]  # fmt: skip
+        before = [to_numpy(v) for v in variables]
+        optimizer = _optimizer(name)
+        call = _step_call(optimizer, variables, grads)
+        call()
+        call()
+        if keras.backend.backend() == "jax":  # stateless: the call carries the values
+            iterations = [v is optimizer.iterations for v in optimizer.variables].index(True)
+            assert int(call.carry[0][iterations]) == 2
+            after = [np.asarray(v) for v in call.carry[1]]
+        else:
+            assert int(to_numpy(optimizer.iterations)) == 2
+            after = [to_numpy(v) for v in variables]
+        assert all(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
