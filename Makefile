@@ -34,7 +34,7 @@ PIP := $(BIN)/python -m pip install --quiet -c constraints.txt
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 INSTALL_DEPS := pyproject.toml constraints.txt Makefile
 
-.PHONY: demo test lint format bench docs install clean conformance-thirdparty
+.PHONY: demo test lint format bench docs install clean conformance-thirdparty gpu-check
 
 $(VENV)/.created: $(INSTALL_DEPS)
 	$(PYTHON) -m venv $(VENV)
@@ -98,8 +98,10 @@ test: lint
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks
 
-# ---- GPU check (added at merge): a `gpu-check` target running benchmarks/gpu_check.sh ----
-# ---- end of GPU check ----
+# On a CUDA machine (install with TORCH=cuda): the CUDA tests and the GPU benchmarks of the
+# three backends, one table + JSON (benchmarks/results/gpu_check.json); `--cpu` is a smoke run.
+gpu-check: $(VENV)/.test
+	PYTHON=$(abspath $(BIN)/python) benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .hypothesis
