@@ -55,7 +55,6 @@ MEMORY_ROWS = {
     "adamp_torch.SGDP (fused)",
     "SGD(fused)",
 }
-TARGETS = "GPU targets: AdamP fused <= 1.5x fused AdamW, >= 10x faster than adamp 0.3.0"
 
 
 def torch_rows(device: str, models: list[str], *, quick: bool, memory: bool) -> list[dict]:
@@ -126,10 +125,13 @@ def jax_rows(payload: dict | None) -> list[dict]:
 
 
 def keras_rows(payload: dict | None) -> list[dict]:
+    """Rows of bench_keras's JSON: the optimizer step alone per model, then the fit."""
     if payload is None:
         return []
     rows = []
-    for r in payload["results"]:
+    runs = [(r, r["model"]) for r in payload.get("step_alone", [])]
+    runs += [(r, f"fit, {r['trainable_parameters'] / 1e6:.1f}M") for r in payload.get("fit", [])]
+    for r, model in runs:
         per_step = r.get("ms_per_step", {})
         for opt, ms in per_step.items():
             base = per_step.get("AdamW" if opt.startswith("Adam") else "SGD")
@@ -137,7 +139,7 @@ def keras_rows(payload: dict | None) -> list[dict]:
                 {
                     "suite": f"keras-{r.get('backend')}",
                     "device": r.get("device", "?"),
-                    "model": "conv net (bench_keras)",
+                    "model": model,
                     "optimizer": opt,
                     "step_ms": ms,
                     "vs_fused": ms / base if base else None,
@@ -167,7 +169,7 @@ def main() -> int:
         rows += jax_rows(_suite("jax", quick=True))
         rows += keras_rows(_suite("keras", quick=True))
     print_table(
-        f"GPU check ({TARGETS}); vs_fused: ratio to fused AdamW/SGD (torch), optax.adamw "
+        "GPU check; vs_fused: ratio to fused AdamW/SGD (torch), optax.adamw "
         "(jax), Keras AdamW/SGD (keras)",
         [
             "suite",
