@@ -1,8 +1,7 @@
-"""MkDocs hooks: README.md and CHANGELOG.md as site pages; optional guides.
+"""MkDocs hooks: README.md and CHANGELOG.md as site pages.
 
 The front page is the repository's README.md, with its links into docs/ made
-relative to the site. Guides listed in OPTIONAL_PAGES leave the nav when their
-file is absent, so the site builds with --strict either way.
+relative to the site.
 """
 
 from __future__ import annotations
@@ -12,33 +11,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 INSERTED = {"index.md": "README.md", "changelog.md": "CHANGELOG.md"}
-OPTIONAL_PAGES = {"porting.md"}
-
-
-def _present(entry, docs_dir: Path) -> bool:
-    target = next(iter(entry.values())) if isinstance(entry, dict) else entry
-    if isinstance(target, list):
-        return True
-    return target not in OPTIONAL_PAGES or (docs_dir / target).is_file()
-
-
-def _prune(nav, docs_dir: Path):
-    kept = []
-    for entry in nav:
-        if not _present(entry, docs_dir):
-            continue
-        if isinstance(entry, dict):
-            entry = {
-                key: _prune(value, docs_dir) if isinstance(value, list) else value
-                for key, value in entry.items()
-            }
-        kept.append(entry)
-    return kept
-
-
-def on_config(config):
-    config["nav"] = _prune(config["nav"], Path(config["docs_dir"]))
-    return config
 
 
 def on_page_markdown(markdown, page, config, files):

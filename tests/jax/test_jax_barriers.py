@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import adamp_jax
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def _count_barriers(jaxpr) -> int:
     count = 0
     for eqn in jaxpr.eqns:
         count += eqn.primitive.name == "optimization_barrier"
-        for sub in jax.core.jaxprs_in_params(eqn.params):
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             count += _count_barriers(sub)
     return count
 
