@@ -151,12 +151,17 @@ def _cmd_adapters(args) -> int:
     return 0
 
 
-def _configure_run(p):
-    p.add_argument("--adapter", required=True, help="built-in name or module:attribute")
+def _report_options(p):
+    """The options ``run`` and ``grade`` share after the case selection."""
     selection(p)
     p.add_argument("--skip", action="append", help="case id to skip")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--quiet", action="store_true", help="only the summary line")
+
+
+def _configure_run(p):
+    p.add_argument("--adapter", required=True, help="built-in name or module:attribute")
+    _report_options(p)
 
 
 def _cmd_run(args) -> int:
@@ -232,10 +237,7 @@ def _cmd_export(args) -> int:
 def _configure_grade(p):
     p.add_argument("--cases", required=True, help="a directory written by export")
     p.add_argument("--results", required=True, help="the port's results directory")
-    selection(p)
-    p.add_argument("--skip", action="append", help="case id to skip")
-    p.add_argument("--report", help="write the JSON report here")
-    p.add_argument("--quiet", action="store_true", help="only the summary line")
+    _report_options(p)
 
 
 def _cmd_grade(args) -> int:
