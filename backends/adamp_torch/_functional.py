@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from adamp_torch._projection import decide, per_row, row_stats
+from adamp_torch._projection import Decision, decide, per_row, row_stats
 
 
 @dataclass
@@ -120,21 +120,9 @@ def plan(
     if decay_rate is not None and k < n:
         scales[k:] = _scalars((1.0 - decay_rate).expand(n - k), like)
     if k:
-        decision = decide(
-            stats,
-            bucket.shapes[:k],
-            delta=proj.delta,
-            wd_ratio=proj.wd_ratio,
-            eps=proj.eps,
-            groups=bucket.groups,
-            cache=cache,
-        )
-        torch._foreach_copy_(bucket.branches[:k], list(decision.branch.unbind(0)))
+        decision = decide_bucket(bucket, stats, proj, cache)
         dtype = decision.coef.dtype  # float32 for 16-bit parameters
-        if decay_rate is None:
-            decay = torch.ones_like(decision.ratio)
-        else:
-            decay = 1.0 - decay_rate.to(dtype) * decision.ratio
+        decay = decay_factors(decay_rate, decision.ratio)
         ndims = [len(s) for s in bucket.shapes[:k]]
         if project_updates:
             update_coefs = per_row(-decision.coef, decision, ndims)
@@ -145,6 +133,42 @@ def plan(
             scale = decay[decision.seg] + sizes[decision.seg] * decision.coef
             scales[:k] = per_row(scale, decision, ndims)
     return Plan(scales, update_coefs, _scalars(-step_size, like))
+
+
+def decide_bucket(
+    bucket: Bucket,
+    stats: Sequence[Tensor],
+    proj: ProjectionArgs,
+    cache: dict | None,
+    skip: Tensor | None = None,
+) -> Decision:
+    """The batched projection decision of the bucket's projected tensors.
+
+    Writes each tensor's branch code, except where ``skip`` (a 0-dim bool tensor:
+    GradScaler found an inf) keeps the previous codes.
+    """
+    k = bucket.n_projected
+    decision = decide(
+        stats,
+        bucket.shapes[:k],
+        delta=proj.delta,
+        wd_ratio=proj.wd_ratio,
+        eps=proj.eps,
+        groups=bucket.groups,
+        cache=cache,
+    )
+    branch = decision.branch
+    if skip is not None:
+        branch = torch.where(skip, torch.stack(bucket.branches[:k]), branch)
+    torch._foreach_copy_(bucket.branches[:k], list(branch.unbind(0)))
+    return decision
+
+
+def decay_factors(decay_rate: Tensor | None, ratio: Tensor) -> Tensor:
+    """Per tensor 1 - decay_rate·r (r = wd_ratio where a view fired, else 1)."""
+    return (
+        torch.ones_like(ratio) if decay_rate is None else 1.0 - decay_rate.to(ratio.dtype) * ratio
+    )
 
 
 def apply_foreach(bucket: Bucket, updates: Sequence[Tensor], folded: Plan) -> None:

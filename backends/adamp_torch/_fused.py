@@ -35,8 +35,14 @@ import torch
 from torch import Tensor
 from torch.fx.experimental import _config as fx_config
 
-from adamp_torch._functional import Bucket, ProjectionArgs, _vector
-from adamp_torch._projection import Decision, decide
+from adamp_torch._functional import (
+    Bucket,
+    ProjectionArgs,
+    _vector,
+    decay_factors,
+    decide_bucket,
+)
+from adamp_torch._projection import Decision
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FALLBACK = "use fused=False (the default single-tensor path on the CPU, or foreach=True)"
@@ -361,32 +367,6 @@ def finish(pending: list) -> None:
         target.copy_(copy)
 
 
-def decide_bucket(
-    bucket: Bucket, stats: list[Tensor], proj: ProjectionArgs, skip: Tensor, cache: dict | None
-) -> Decision:
-    """The batched projection decision; writes the branch codes unless the step is skipped."""
-    k = bucket.n_projected
-    decision = decide(
-        stats,
-        bucket.shapes[:k],
-        delta=proj.delta,
-        wd_ratio=proj.wd_ratio,
-        eps=proj.eps,
-        groups=bucket.groups,
-        cache=cache,
-    )
-    kept = torch.where(skip, torch.stack(bucket.branches[:k]), decision.branch)
-    torch._foreach_copy_(bucket.branches[:k], list(kept.unbind(0)))
-    return decision
-
-
-def decay_factors(decay_rate: Tensor | None, ratio: Tensor) -> Tensor:
-    """Per tensor 1 - decay_rate·r (r = wd_ratio where a view fired, else 1)."""
-    return (
-        torch.ones_like(ratio) if decay_rate is None else 1.0 - decay_rate.to(ratio.dtype) * ratio
-    )
-
-
 def per_row(values: Tensor, decision: Decision) -> list[Tensor]:
     """An (R,) vector split per tensor, (rows,) each (the kernels broadcast it over cols)."""
     return split_inputs(values, decision.rows)
@@ -490,7 +470,7 @@ def adamp_fused(
         with every_shape():
             stats = [stats_fn(*vw, c1, b2, c2, shifts[i], **flags) for i, vw in enumerate(views)]
         proj = ProjectionArgs(delta, wd_ratio, eps)
-        decision = decide_bucket(bucket, stats, proj, scale.skip, cache)
+        decision = decide_bucket(bucket, stats, proj, cache, scale.skip)
         decay = decay_factors(decay_rate, decision.ratio)
         sizes = step_size[:k].to(dtype)
         scales = per_row(decay[decision.seg] + sizes[decision.seg] * decision.coef, decision)
@@ -562,7 +542,7 @@ def sgdp_fused(
         with every_shape():
             stats = [stats_fn(*vw, mom, damp, **flags) for vw in views]
         proj = ProjectionArgs(delta, wd_ratio, eps)
-        decision = decide_bucket(bucket, stats, proj, scale.skip, cache)
+        decision = decide_bucket(bucket, stats, proj, cache, scale.skip)
         decay = decay_factors(decay_rate, decision.ratio)[decision.seg]
         coef = decision.coef.to(dtype)
         scales = per_row(decay if project_updates else decay - neg * coef, decision)

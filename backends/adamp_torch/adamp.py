@@ -131,10 +131,10 @@ class AdamP(ProjectedOptimizer):
         elif step is not None:
             state["step"] = step.to(device=device, dtype=torch.float32)
 
-    def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The group's options as the update functions' keyword arguments."""
         beta1, beta2 = group["betas"]
-        adamp_update(
-            bucket,
+        return dict(
             lr=group["lr"],
             beta1=beta1,
             beta2=beta2,
@@ -144,23 +144,11 @@ class AdamP(ProjectedOptimizer):
             wd_ratio=group["wd_ratio"],
             nesterov=group["nesterov"],
             maximize=group["maximize"],
-            foreach=foreach,
             cache=self._cache,
         )
 
+    def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
+        adamp_update(bucket, foreach=foreach, **self._hyperparameters(group))
+
     def _update_fused(self, bucket: Bucket, group: dict[str, Any], scaling: dict) -> None:
-        beta1, beta2 = group["betas"]
-        adamp_fused(
-            bucket,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            delta=group["delta"],
-            wd_ratio=group["wd_ratio"],
-            nesterov=group["nesterov"],
-            maximize=group["maximize"],
-            cache=self._cache,
-            **scaling,
-        )
+        adamp_fused(bucket, **self._hyperparameters(group), **scaling)

@@ -120,9 +120,9 @@ class SGDP(ProjectedOptimizer):
         if "momentum" in state and "momentum_buffer" not in state:  # adamp 0.3.0's key
             state["momentum_buffer"] = state.pop("momentum")
 
-    def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
-        sgdp_update(
-            bucket,
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The group's options as the update functions' keyword arguments."""
+        return dict(
             lr=group["lr"],
             momentum=group["momentum"],
             dampening=group["dampening"],
@@ -133,23 +133,11 @@ class SGDP(ProjectedOptimizer):
             wd_ratio=group["wd_ratio"],
             project_buffer=group["project_buffer"],
             maximize=group["maximize"],
-            foreach=foreach,
             cache=self._cache,
         )
 
+    def _update(self, bucket: Bucket, group: dict[str, Any], foreach: bool) -> None:
+        sgdp_update(bucket, foreach=foreach, **self._hyperparameters(group))
+
     def _update_fused(self, bucket: Bucket, group: dict[str, Any], scaling: dict) -> None:
-        sgdp_fused(
-            bucket,
-            lr=group["lr"],
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            weight_decay=group["weight_decay"],
-            nesterov=group["nesterov"],
-            eps=group["eps"],
-            delta=group["delta"],
-            wd_ratio=group["wd_ratio"],
-            project_buffer=group["project_buffer"],
-            maximize=group["maximize"],
-            cache=self._cache,
-            **scaling,
-        )
+        sgdp_fused(bucket, **self._hyperparameters(group), **scaling)
