@@ -8,12 +8,20 @@ deep-learning framework.
 """
 
 from adamp_core.adamp import AdamPState, StepResult, adam_direction, adamp_init, adamp_step
-from adamp_core.multi import MultiStep, step_params
+from adamp_core.multi import (
+    OPTIMIZERS,
+    MultiStep,
+    Optimizer,
+    get_optimizer,
+    init_states,
+    step_params,
+)
 from adamp_core.projection import (
     Branch,
     Projection,
     channel_rows,
     cosine_similarity,
+    from_rows,
     projection,
     remove_radial,
     view_rows,
@@ -30,9 +38,11 @@ from adamp_core.validation import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "OPTIMIZERS",
     "AdamPState",
     "Branch",
     "MultiStep",
+    "Optimizer",
     "Projection",
     "SGDPState",
     "StepResult",
@@ -44,6 +54,9 @@ __all__ = [
     "check_in_range",
     "check_param_dtype",
     "cosine_similarity",
+    "from_rows",
+    "get_optimizer",
+    "init_states",
     "projection",
     "remove_radial",
     "sgdp_init",

@@ -47,6 +47,7 @@ __all__ = [
     "Projection",
     "channel_rows",
     "cosine_similarity",
+    "from_rows",
     "projection",
     "remove_radial",
     "view_rows",
@@ -80,9 +81,13 @@ def view_rows(x: np.ndarray, branch: Branch, channel_axis: int) -> np.ndarray:
     return channel_rows(x, channel_axis) if branch is Branch.CHANNEL else x.reshape(1, -1)
 
 
-def _from_rows(rows: np.ndarray, shape: tuple[int, ...], branch: Branch, channel_axis: int):
+def from_rows(
+    rows: np.ndarray, shape: tuple[int, ...], branch: Branch, channel_axis: int
+) -> np.ndarray:
+    """The inverse of :func:`view_rows`: ``rows`` back in a tensor of ``shape``."""
     if branch is Branch.LAYER:
         return rows.reshape(shape)
+    channel_axis %= len(shape)
     moved_shape = (shape[channel_axis], *shape[:channel_axis], *shape[channel_axis + 1 :])
     return np.moveaxis(rows.reshape(moved_shape), 0, channel_axis)
 
@@ -139,7 +144,7 @@ def projection(
         if _is_scale_invariant(view_rows(grad, branch, channel_axis), param_rows, delta, eps):
             rows = remove_radial(param_rows, view_rows(update, branch, channel_axis), eps)
             return Projection(
-                _from_rows(rows, param.shape, branch, channel_axis), float(wd_ratio), branch
+                from_rows(rows, param.shape, branch, channel_axis), float(wd_ratio), branch
             )
     return Projection(update, 1.0, Branch.NONE)
 

@@ -33,7 +33,7 @@ from adamp_conformance.adapters import (
     package_version,
     torch_adapter,
 )
-from adamp_conformance.tolerance import DTYPES
+from adamp_conformance.tolerance import DTYPES, round_to
 
 __all__ = [
     "BUILTIN",
@@ -45,20 +45,6 @@ __all__ = [
 ]
 
 THIRD_PARTY = ("adamp", "timm", "pytorch_optimizer", "torch_optimizer")
-_CORE_KEYS = {
-    "adamp": ("lr", "beta1", "beta2", "eps", "weight_decay", "delta", "wd_ratio", "nesterov"),
-    "sgdp": (
-        "lr",
-        "momentum",
-        "dampening",
-        "weight_decay",
-        "nesterov",
-        "eps",
-        "delta",
-        "wd_ratio",
-        "project_buffer",
-    ),
-}
 
 
 class Unavailable(RuntimeError):
@@ -69,25 +55,25 @@ class _CoreStepper:
     """adamp_core stepping each parameter, rounding to the case dtype (the reference)."""
 
     def __init__(self, problem: Problem) -> None:
-        from adamp_conformance.tolerance import round_to
-
-        self.problem, self.round = problem, round_to
+        self.problem = problem
         self.params = [np.asarray(p, dtype=np.float64) for p in problem.params]
-        init = adamp_core.adamp_init if problem.optimizer == "adamp" else adamp_core.sgdp_init
-        self._step = adamp_core.adamp_step if problem.optimizer == "adamp" else adamp_core.sgdp_step
-        self.states = [init(p) for p in self.params]
+        self.states = adamp_core.init_states(problem.optimizer, self.params)
+        keys = adamp_core.get_optimizer(problem.optimizer).hyperparameters
+        groups = [
+            {k: v for k, v in group.items() if k in keys} | {"channel_axis": problem.channel_axis}
+            for group in problem.groups
+        ]
+        self.hyperparams = [groups[k] for k in problem.group_of]
         self._branches = [0] * len(self.params)
 
     def step(self, grads):
         pb = self.problem
-        for i, g in enumerate(grads):
-            if g is None:
-                continue
-            hp = {k: pb.groups[pb.group_of[i]][k] for k in _CORE_KEYS[pb.optimizer]}
-            r = self._step(self.params[i], g, self.states[i], channel_axis=pb.channel_axis, **hp)
-            self.params[i] = self.round(r.param, pb.dtype)
-            self.states[i] = r.state
-            self._branches[i] = int(r.branch)
+        stepped = adamp_core.step_params(
+            pb.optimizer, self.params, grads, self.states, self.hyperparams
+        )
+        self.params = [round_to(p, pb.dtype) for p in stepped.params]
+        self.states = stepped.states
+        self._branches = [int(b) for b in stepped.branches]
         return list(self.params)
 
     def state(self):

@@ -74,14 +74,6 @@ class GoldenCase:
         return any(g is None for step in self.grads for g in step)
 
 
-def _core_step(optimizer: str):
-    return adamp_core.adamp_step if optimizer == "adamp" else adamp_core.sgdp_step
-
-
-def _core_init(optimizer: str):
-    return adamp_core.adamp_init if optimizer == "adamp" else adamp_core.sgdp_init
-
-
 def build(case: Case, dtype: str) -> GoldenCase:
     """Run the reference on ``case`` in ``dtype``: recorded gradients and expected trajectory."""
     # RandomState: NumPy freezes its streams (Generator streams may change between versions)
@@ -90,8 +82,8 @@ def build(case: Case, dtype: str) -> GoldenCase:
     group_of = [spec.group for spec in case.params]
     specs = case.param_specs(dtype)
     params = [round_to(make_init(spec, rng), dtype) for spec in specs]
-    states = [_core_init(case.optimizer)(p) for p in params]
-    step_fn = _core_step(case.optimizer)
+    states = adamp_core.init_states(case.optimizer, params)
+    hyperparams = [{**groups[k], "channel_axis": 0} for k in group_of]
     traj = Trajectory(params=[list(params)], states=[], branches=None)
     branches, all_grads = [], []
     for t in range(case.horizon(dtype)):
@@ -99,15 +91,11 @@ def build(case: Case, dtype: str) -> GoldenCase:
         for spec, p in zip(specs, params, strict=True):
             g = make_grad(spec, p, t, rng)
             grads.append(None if g is None else round_to(g, dtype))
-        new_params, new_states, row = [], [], []
-        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-            result = step_fn(p, g, states[i], channel_axis=0, **groups[group_of[i]])
-            new_params.append(p if g is None else round_to(result.param, dtype))
-            new_states.append(result.state)
-            row.append(int(result.branch))
-        params, states = new_params, new_states
+        stepped = adamp_core.step_params(case.optimizer, params, grads, states, hyperparams)
+        params = [round_to(p, dtype) for p in stepped.params]
+        states = stepped.states
         all_grads.append(grads)
-        branches.append(row)
+        branches.append([int(b) for b in stepped.branches])
         traj.params.append(list(params))
         traj.states.append([s._asdict() for s in states])
     traj.branches = np.array(branches, dtype=np.int64).reshape(len(branches), len(params))

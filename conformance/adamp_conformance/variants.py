@@ -1,8 +1,8 @@
 """Known variants: plausible ways to implement AdamP/SGDP differently.
 
 Each variant re-implements one behaviour on top of ``adamp_core``'s public
-pieces (``adam_direction``'s formula, ``cosine_similarity``, ``remove_radial``,
-``view_rows``). They serve two purposes:
+pieces (``adam_direction``, ``cosine_similarity``, ``remove_radial``,
+``view_rows``, ``from_rows``, ``init_states``). They serve two purposes:
 
 - the generator re-runs every case with the variants its flags name and rejects
   a case in which a variant stays within tolerance (the flag would be blind);
@@ -24,7 +24,15 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from adamp_conformance.tolerance import round_to
-from adamp_core import Branch, cosine_similarity, remove_radial, view_rows
+from adamp_core import (
+    Branch,
+    adam_direction,
+    cosine_similarity,
+    from_rows,
+    init_states,
+    remove_radial,
+    view_rows,
+)
 
 __all__ = [
     "OFFICIAL",
@@ -287,14 +295,11 @@ def _rows(x: np.ndarray, view: str, axis: int) -> np.ndarray:
 
 
 def _unrows(rows: np.ndarray, shape: tuple[int, ...], view: str, axis: int) -> np.ndarray:
-    if view == "layer":
-        return rows.reshape(shape)
     if view == "one_axis":
         k = _input_axis(axis)
         moved = (*shape[:k], *shape[k + 1 :], shape[k])
         return np.moveaxis(rows.reshape(moved), -1, k)
-    moved = (shape[axis], *shape[:axis], *shape[axis + 1 :])
-    return np.moveaxis(rows.reshape(moved), 0, axis)
+    return from_rows(rows, shape, Branch.CHANNEL if view == "channel" else Branch.LAYER, axis)
 
 
 def _eps_squared_cosine(x_rows, y_rows, eps_sq):
@@ -380,6 +385,24 @@ def _scalar_rounding(variant: Variant, dtype: str):
     return lambda x: float(round_to(x, precision))
 
 
+def _adam_direction(m, v, g, t: int, hp: dict, variant: Variant, rnd) -> np.ndarray:
+    """``adam_direction`` with the variant's switches (eps placement, Nesterov form, and the
+    bias correction rounded to the precision the variant holds scalars in)."""
+    b1, b2, eps = hp["beta1"], hp["beta2"], hp["eps"]
+    nesterov = hp["nesterov"] and variant.nesterov == "official"
+    if hp["nesterov"] and variant.nesterov == "wrong":
+        m = b1 * m + g  # the numerator itself, passed as the first moment without Nesterov
+    if variant.scalar_precision == "float64":
+        if variant.eps_inside:  # (sqrt(v) + eps) / sqrt(bc2) = sqrt(v) / sqrt(bc2) + eps'
+            eps = eps / math.sqrt(1.0 - b2**t)
+        return adam_direction(m, v, g, t, beta1=b1, beta2=b2, eps=eps, nesterov=nesterov)
+    sqrt_bc2 = rnd(math.sqrt(rnd(1.0 - rnd(b2**t))))
+    numerator = b1 * m + (1.0 - b1) * g if nesterov else m
+    if variant.eps_inside:
+        return numerator / ((np.sqrt(v) + eps) / sqrt_bc2)
+    return numerator / (np.sqrt(v) / sqrt_bc2 + eps)
+
+
 def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis, dtype):
     b1, b2, eps, lr = hp["beta1"], hp["beta2"], hp["eps"], hp["lr"]
     step = st["step"] + 1
@@ -389,17 +412,8 @@ def _adamp(p, g, st, hp, variant: Variant, group_step: int, axis, dtype):
     m = b1 * st["exp_avg"] + (1.0 - b1) * g
     v = b2 * st["exp_avg_sq"] + (1.0 - b2) * (g * g)
     rnd = _scalar_rounding(variant, dtype)  # scalar expressions in the held precision
-    bc1, bc2 = rnd(1.0 - rnd(b1**t)), rnd(1.0 - rnd(b2**t))
-    if variant.eps_inside:
-        denom = (np.sqrt(v) + eps) / rnd(math.sqrt(bc2))
-    else:
-        denom = np.sqrt(v) / rnd(math.sqrt(bc2)) + eps
-    numerator = m
-    if hp["nesterov"] and variant.nesterov == "official":
-        numerator = b1 * m + (1.0 - b1) * g
-    elif hp["nesterov"] and variant.nesterov == "wrong":
-        numerator = b1 * m + g
-    direction = numerator / denom
+    bc1 = rnd(1.0 - rnd(b1**t))
+    direction = _adam_direction(m, v, g, t, hp, variant, rnd)
     operand = {"grad": g, "update": direction, "momentum": m}[variant.cos_operand]
     d, ratio, branch = project(
         p,
@@ -474,13 +488,7 @@ class VariantStepper:
         self.optimizer, self.groups, self.group_of = optimizer, list(groups), list(group_of)
         self.dtype, self.variant, self.axis = dtype, variant, channel_axis
         self.params = [round_to(p, dtype) for p in params]
-        if optimizer == "adamp":
-            self._states = [
-                {"step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
-                for p in self.params
-            ]
-        else:
-            self._states = [{"momentum_buffer": np.zeros_like(p)} for p in self.params]
+        self._states = [s._asdict() for s in init_states(optimizer, self.params)]
         self._first = [True] * len(self.params)
         self._branches = [int(Branch.NONE)] * len(self.params)
         self._count = 0

@@ -99,12 +99,8 @@ def run_steps(step, init, param, grads, channel_axis=0, **hp):
 
 OPTIMIZERS = st.sampled_from(
     [
-        (adamp_core.adamp_step, adamp_core.adamp_init, {"lr": 1e-2, "weight_decay": 0.1}),
-        (
-            adamp_core.sgdp_step,
-            adamp_core.sgdp_init,
-            {"lr": 1e-1, "momentum": 0.9, "weight_decay": 0.1},
-        ),
+        (adamp_core.OPTIMIZERS["adamp"], {"lr": 1e-2, "weight_decay": 0.1}),
+        (adamp_core.OPTIMIZERS["sgdp"], {"lr": 1e-1, "momentum": 0.9, "weight_decay": 0.1}),
     ]
 )
 
@@ -117,7 +113,7 @@ def steered_grads(weight, raw, steps=4):
 @given(weight_and_raw(), OPTIMIZERS, st.randoms(use_true_random=False))
 def test_permuting_channels_permutes_the_result(data, optimizer, random):
     weight, raw = data
-    step, init, hp = optimizer
+    (_, init, step, _), hp = optimizer
     order = list(range(weight.shape[0]))
     random.shuffle(order)
     grads = steered_grads(weight, raw)
@@ -133,7 +129,7 @@ def test_permuting_channels_permutes_the_result(data, optimizer, random):
 @given(weight_and_raw(), OPTIMIZERS)
 def test_channel_axis_last_on_moved_weight_equals_axis_first(data, optimizer):
     weight, raw = data
-    step, init, hp = optimizer
+    (_, init, step, _), hp = optimizer
     grads = steered_grads(weight, raw)
     p0, _, b0 = run_steps(step, init, weight, grads, channel_axis=0, **hp)
     last = [np.moveaxis(x, 0, -1) for x in (weight, *grads)]
@@ -144,11 +140,12 @@ def test_channel_axis_last_on_moved_weight_equals_axis_first(data, optimizer):
 
 @given(weight_and_raw(SHAPES_ANY), weight_and_raw(SHAPES_ANY), OPTIMIZERS)
 def test_parameters_are_independent(first, second, optimizer):
-    step, init, hp = optimizer
+    (name, init, step, _), hp = optimizer
     (w1, g1), (w2, g2) = first, second
-    together = adamp_core.step_params(step, [w1, w2], [g1, g2], [init(w1), init(w2)], **hp)
+    states = adamp_core.init_states(name, [w1, w2])
+    together = adamp_core.step_params(name, [w1, w2], [g1, g2], states, hp)
     alone = step(w1, g1, init(w1), **hp)
-    other = adamp_core.step_params(step, [w1, -w2], [g1, 3 * g2], [init(w1), init(w2)], **hp)
+    other = adamp_core.step_params(name, [w1, -w2], [g1, 3 * g2], states, hp)
     np.testing.assert_array_equal(together.params[0], alone.param)
     np.testing.assert_array_equal(other.params[0], alone.param)
     assert together.branches[0] is alone.branch
@@ -157,7 +154,7 @@ def test_parameters_are_independent(first, second, optimizer):
 @given(weight_and_raw(SHAPES_ANY), OPTIMIZERS, st.sampled_from([0.1, 0.5, 1.0]))
 def test_zero_gradient_leaves_only_scaled_weight_decay(data, optimizer, wd_ratio):
     weight, _ = data
-    step, init, hp = optimizer
+    (_, init, step, _), hp = optimizer
     hp = {**hp, "wd_ratio": wd_ratio}
     param, _, branches = run_steps(step, init, weight, [np.zeros_like(weight)] * 3, **hp)
     projected = weight.ndim > 1
@@ -173,9 +170,24 @@ def test_zero_gradient_leaves_only_scaled_weight_decay(data, optimizer, wd_ratio
 @given(weight_and_raw(), OPTIMIZERS)
 def test_result_does_not_depend_on_memory_layout(data, optimizer):
     weight, raw = data
-    step, init, hp = optimizer
+    (_, init, step, _), hp = optimizer
     grads = steered_grads(weight, raw)
     p_c, _, _ = run_steps(step, init, weight, grads, **hp)
     fortran = [np.asfortranarray(x) for x in (weight, *grads)]
     p_f, _, _ = run_steps(step, init, fortran[0], fortran[1:], **hp)
     np.testing.assert_array_equal(p_c, p_f)
+
+
+def test_step_params_takes_a_mapping_per_parameter_and_skips_a_missing_gradient():
+    rng = np.random.default_rng(0)
+    params = [rng.normal(size=(3, 4)), rng.normal(size=(5,))]
+    grad = channel_orthogonal(rng.normal(size=(3, 4)), params[0], channel_axis=-1)
+    states = adamp_core.init_states("sgdp", params)
+    hyperparams = [{"lr": 0.1, "momentum": 0.9, "channel_axis": -1}, {"lr": 0.2}]
+    stepped = adamp_core.step_params("sgdp", params, [grad, None], states, hyperparams)
+    alone = adamp_core.sgdp_step(params[0], grad, states[0], **hyperparams[0])
+    np.testing.assert_array_equal(stepped.params[0], alone.param)
+    np.testing.assert_array_equal(stepped.states[0].momentum_buffer, alone.state.momentum_buffer)
+    assert stepped.branches == [adamp_core.Branch.CHANNEL, adamp_core.Branch.NONE]
+    np.testing.assert_array_equal(stepped.params[1], params[1])
+    assert stepped.states[1] is states[1]

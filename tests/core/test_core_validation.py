@@ -148,5 +148,28 @@ def test_project_buffer_must_be_bool():
 
 
 def test_step_params_length_mismatch():
-    with pytest.raises(ValueError, match=r"^params, grads and states must have the same length"):
-        adamp_core.step_params(adamp_core.adamp_step, [np.ones(2)], [], [])
+    message = "params, grads, states and hyperparams must have the same length, got 1, 0, 0 and 1"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        adamp_core.step_params("adamp", [np.ones(2)], [], [], {"lr": 0.1})
+    message = "params, grads, states and hyperparams must have the same length, got 1, 1, 1 and 2"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        adamp_core.step_params("sgdp", [np.ones(2)], [None], [None], [{"lr": 0.1}] * 2)
+
+
+def test_unknown_optimizer_name():
+    message = "optimizer must be one of 'adamp', 'sgdp', got 'adam'"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        adamp_core.get_optimizer("adam")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        adamp_core.init_states("adam", [np.ones(2)])
+
+
+def test_registry_names_each_steps_keywords():
+    assert adamp_core.OPTIMIZERS["adamp"].hyperparameters == (
+        "lr", "beta1", "beta2", "eps", "weight_decay", "delta", "wd_ratio", "nesterov",
+        "channel_axis",
+    )  # fmt: skip
+    assert adamp_core.OPTIMIZERS["sgdp"].hyperparameters == (
+        "lr", "momentum", "dampening", "weight_decay", "nesterov", "eps", "delta", "wd_ratio",
+        "channel_axis", "project_buffer",
+    )  # fmt: skip

@@ -41,23 +41,21 @@ def reference_run(
     per-step gradient dicts, parameter dicts after each step, and branch dicts.
     """
     rng = np.random.default_rng(seed)
-    step_fn = adamp_core.adamp_step if kind == "adamp" else adamp_core.sgdp_step
-    init_fn = adamp_core.adamp_init if kind == "adamp" else adamp_core.sgdp_init
-    current = {k: np.asarray(v, dtype).astype(np.float64) for k, v in params.items()}
-    states = {k: init_fn(v) for k, v in current.items()}
+    names = list(params)
+    current = [np.asarray(params[k], dtype).astype(np.float64) for k in names]
+    axes = [channel_axis % p.ndim if p.ndim > 1 else 0 for p in current]
+    hyperparams = [{**hyper, "channel_axis": axis} for axis in axes]
+    states = adamp_core.init_states(kind, current)
     grads_seq, params_seq, branches_seq = [], [], []
     for _ in range(steps):
-        grads, branches, new = {}, {}, {}
-        for name, p in current.items():
-            raw = rng.normal(size=p.shape)
-            axis = channel_axis % p.ndim if p.ndim > 1 else 0
-            g = make_gradient(grad_kinds.get(name, "random"), raw, p, axis)
-            g = np.asarray(g, dtype).astype(np.float64)
-            result = step_fn(p, g, states[name], channel_axis=axis, **hyper)
-            grads[name], branches[name], new[name] = g, result.branch, result.param
-            states[name] = result.state
-        current = {k: np.asarray(v) for k, v in new.items()}
-        grads_seq.append(grads)
-        params_seq.append(current)
-        branches_seq.append(branches)
+        grads = []
+        for name, p, axis in zip(names, current, axes, strict=True):
+            g = make_gradient(grad_kinds.get(name, "random"), rng.normal(size=p.shape), p, axis)
+            grads.append(np.asarray(g, dtype).astype(np.float64))
+        current, states, branches = adamp_core.step_params(
+            kind, current, grads, states, hyperparams
+        )
+        grads_seq.append(dict(zip(names, grads, strict=True)))
+        params_seq.append(dict(zip(names, current, strict=True)))
+        branches_seq.append(dict(zip(names, branches, strict=True)))
     return grads_seq, params_seq, branches_seq

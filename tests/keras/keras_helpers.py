@@ -72,20 +72,18 @@ class Reference:
         self.params = [np.array(p, dtype=np.float64) for p in params]
         self.algorithm = algorithm
         self.hyper = hyper
-        init = adamp_core.adamp_init if algorithm == "adamp" else adamp_core.sgdp_init
-        self.states = [init(p) for p in self.params]
+        self.states = adamp_core.init_states(algorithm, self.params)
         self.branches: list[adamp_core.Branch] = []
 
     def step(self, grads, *, decay_mask=None, **override):
-        step = adamp_core.adamp_step if self.algorithm == "adamp" else adamp_core.sgdp_step
-        self.branches = []
-        for i, (p, g, s) in enumerate(zip(self.params, grads, self.states, strict=True)):
-            hyper = {**self.hyper, **override}
-            if decay_mask is not None and not decay_mask[i]:
-                hyper["weight_decay"] = 0.0
-            result = step(p, g, s, channel_axis=-1, **hyper)
-            self.params[i], self.states[i] = result.param, result.state
-            self.branches.append(result.branch)
+        hyper = {"channel_axis": -1, **self.hyper, **override}
+        per_param = [
+            hyper if decay_mask is None or decay_mask[i] else {**hyper, "weight_decay": 0.0}
+            for i in range(len(self.params))
+        ]
+        self.params, self.states, self.branches = adamp_core.step_params(
+            self.algorithm, self.params, grads, self.states, per_param
+        )
 
 
 def make_variables(shapes, seed=0, dtype="float32"):

@@ -379,9 +379,8 @@ def test_grad_scaler_with_autocast_matches_reference_on_unscaled_grads(cls, amp_
         scaler.step(opt)
         scaler.update()
     assert scales == [2.0**10, 2.0**10, 2.0**9, 2.0**9]
-    core = adamp_core.adamp_step if cls is adamp_torch.AdamP else adamp_core.sgdp_step
     history = []
-    reference_run(core, start, unscaled, history=history, lr=0.05, weight_decay=0.1)
+    reference_run(cls.__name__.lower(), start, unscaled, history=history, lr=0.05, weight_decay=0.1)
     params = list(model.parameters())
     for p, ref, bound in zip(params, history[-1], float32_bounds(history), strict=True):
         assert p.dtype == torch.float32

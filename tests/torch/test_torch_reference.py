@@ -112,7 +112,6 @@ def assert_state_close(kind, opt, tensors, states, atol):
 
 CASES = [("adamp", c) for c in ADAMP_CONFIGS] + [("sgdp", c) for c in SGDP_CONFIGS]
 CLASSES = {"adamp": adamp_torch.AdamP, "sgdp": adamp_torch.SGDP}
-CORE = {"adamp": adamp_core.adamp_step, "sgdp": adamp_core.sgdp_step}
 AUTHORS = {"adamp": adamp.AdamP, "sgdp": adamp.SGDP}
 
 
@@ -123,7 +122,7 @@ def test_matches_core_float64(kind, config, foreach, seed):
     params, grads_per_step = problem(seed, none_every=5 if seed else 0)
     tensors, opt = run_torch(CLASSES[kind], params, grads_per_step, foreach=foreach, **config)
     ref_params, ref_states, ref_branches = reference_run(
-        CORE[kind], params, grads_per_step, **core_hyper(kind, config)
+        kind, params, grads_per_step, **core_hyper(kind, config)
     )
     for p, ref in zip(tensors, ref_params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
@@ -232,7 +231,7 @@ def test_mixed_dtypes_foreach_and_single_tensor(kind, config):
         for i, p in zip(keep, alone, strict=True):
             assert torch.equal(paths[foreach][i], p)
     history = []
-    reference_run(CORE[kind], arrays, grads_per_step, history=history, **core_hyper(kind, config))
+    reference_run(kind, arrays, grads_per_step, history=history, **core_hyper(kind, config))
     bounds32 = float32_bounds(history)
     for i, (multi, single) in enumerate(zip(paths[True], paths[False], strict=True)):
         multi, single = multi.detach().double().numpy(), single.detach().double().numpy()
@@ -270,7 +269,7 @@ def test_float32_close_to_reference(kind, config, foreach, grad_scale):
         CLASSES[kind], params, grads_per_step, dtype=torch.float32, foreach=foreach, **config
     )
     history = []
-    reference_run(CORE[kind], params, grads_per_step, history=history, **core_hyper(kind, config))
+    reference_run(kind, params, grads_per_step, history=history, **core_hyper(kind, config))
     for p, ref, bound in zip(tensors, history[-1], float32_bounds(history), strict=True):
         np.testing.assert_allclose(p.detach().double().numpy(), ref, rtol=0, atol=bound)
 
@@ -284,7 +283,7 @@ def test_maximize_is_descent_on_negated_gradient(kind, foreach):
         CLASSES[kind], params, grads_per_step, maximize=True, foreach=foreach, **config
     )
     negated = [[-g for g in grads] for grads in grads_per_step]
-    ref_params, _, _ = reference_run(CORE[kind], params, negated, **core_hyper(kind, config))
+    ref_params, _, _ = reference_run(kind, params, negated, **core_hyper(kind, config))
     for p, ref in zip(tensors, ref_params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
 
@@ -298,7 +297,7 @@ def test_unprojected_buffer_matches_core(foreach, nesterov):
         adamp_torch.SGDP, params, grads_per_step, project_buffer=False, foreach=foreach, **config
     )
     ref_params, ref_states, _ = reference_run(
-        adamp_core.sgdp_step, params, grads_per_step, project_buffer=False, **config
+        "sgdp", params, grads_per_step, project_buffer=False, **config
     )
     for p, ref in zip(tensors, ref_params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
@@ -359,7 +358,7 @@ def test_16_bit_parameters_with_a_zero_weight(kind, config, dtype, foreach):
     grads = [np.sign(g) * (0.5 + np.abs(g)) for g in grads]
     grads = [torch.tensor(g).to(dtype).double().numpy() for g in grads]
     tensors, opt = run_torch(CLASSES[kind], arrays, [grads], dtype=dtype, foreach=foreach, **config)
-    ref, _, branches = reference_run(CORE[kind], arrays, [grads], **core_hyper(kind, config))
+    ref, _, branches = reference_run(kind, arrays, [grads], **core_hyper(kind, config))
     unit = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}[dtype]
     for p, r in zip(tensors, ref, strict=True):
         assert torch.isfinite(p).all()
@@ -403,7 +402,7 @@ def test_float16_conv_net_with_default_hyperparameters(kind, foreach):
         opt.step()
         assert all(torch.isfinite(p).all() for p in params), t
         if t == 0:
-            ref, _, _ = reference_run(CORE[kind], start, [grads], **config)
+            ref, _, _ = reference_run(kind, start, [grads], **config)
             for p, r in zip(params, ref, strict=True):
                 bound = 8 * 2.0**-11 * (np.abs(r).max() + config["lr"] * 10)
                 np.testing.assert_allclose(p.detach().double().numpy(), r, rtol=0, atol=bound)

@@ -29,25 +29,23 @@ def gradient(kind: str, raw: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return _orthogonal_rows(raw.reshape(rows), weight.reshape(rows)).reshape(raw.shape)
 
 
-def reference_run(step, params, grads_per_step, history=None, **hyper):
-    """Run adamp_core's ``step`` (adamp_step or sgdp_step) on float64 copies.
+def reference_run(name, params, grads_per_step, history=None, **hyper):
+    """Run adamp_core's optimizer ``name`` ("adamp" or "sgdp") on float64 copies.
 
-    Returns (params, states, branches of the last step) as NumPy objects. A list
-    passed as ``history`` receives the parameters before the first step and after
-    each step.
+    Returns (params, states, branches of the last step a parameter had a
+    gradient) as NumPy objects. A list passed as ``history`` receives the
+    parameters before the first step and after each step.
     """
-    init = adamp_core.adamp_init if step is adamp_core.adamp_step else adamp_core.sgdp_init
     params = [np.asarray(p, dtype=np.float64) for p in params]
-    states = [init(p) for p in params]
+    states = adamp_core.init_states(name, params)
     branches = [adamp_core.Branch.NONE] * len(params)
     if history is not None:
         history.append(list(params))
     for grads in grads_per_step:
-        for i, g in enumerate(grads):
-            if g is None:
-                continue
-            result = step(params[i], g, states[i], **hyper)
-            params[i], states[i], branches[i] = result.param, result.state, result.branch
+        params, states, last = adamp_core.step_params(name, params, grads, states, hyper)
+        branches = [
+            old if g is None else new for old, new, g in zip(branches, last, grads, strict=True)
+        ]
         if history is not None:
             history.append(list(params))
     return params, states, branches
