@@ -28,6 +28,7 @@ from adamp_core.projection import (
 )
 from adamp_core.sgdp import SGDPState, sgdp_init, sgdp_step
 from adamp_core.validation import (
+    UNCHECKED,
     check_bool,
     check_in_range,
     check_param_dtype,
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "OPTIMIZERS",
+    "UNCHECKED",
     "AdamPState",
     "Branch",
     "MultiStep",

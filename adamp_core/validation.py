@@ -13,7 +13,8 @@ Accepted numbers: Python ``int`` and ``float``, NumPy integer and floating
 scalars, and concrete 0-d real arrays of any framework (anything with
 ``shape == ()``, a real dtype and ``__float__``), checked by their value.
 Schedules, callables and traced values are the backend's business: it decides
-which arguments may be one and calls ``check_*`` on the rest.
+which arguments may be one and passes :data:`UNCHECKED` for them (or for an
+argument it checks itself) to ``validate_*``, which checks the rest.
 
 :func:`check_param_dtype` gives every backend the same refusal of parameters
 the algorithm does not define (complex, integer, bool).
@@ -28,12 +29,23 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = [
+    "UNCHECKED",
     "check_bool",
     "check_in_range",
     "check_param_dtype",
     "validate_adamp",
     "validate_sgdp",
 ]
+
+
+class _Unchecked:
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED = _Unchecked()
+"""An argument of ``validate_adamp`` / ``validate_sgdp`` not checked there: a schedule,
+a traced value, or one the backend checks itself."""
 
 # rule name -> (test on a finite float, wording)
 _RULES = {
@@ -141,12 +153,14 @@ def validate_adamp(
 ) -> None:
     """Check AdamP hyperparameters; ``names`` maps these keys to the caller's names.
 
+    An argument given as :data:`UNCHECKED` is not checked.
+
     Ranges: lr >= 0; 0 <= beta1, beta2 < 1; eps > 0; weight_decay >= 0;
     delta >= 0; 0 <= wd_ratio <= 1; all finite; nesterov a bool.
     """
-    check_in_range(_name(names, "lr"), lr, ">=0")
-    check_in_range(_name(names, "beta1"), beta1, "[0,1)")
-    check_in_range(_name(names, "beta2"), beta2, "[0,1)")
+    _check(names, "lr", lr, ">=0")
+    _check(names, "beta1", beta1, "[0,1)")
+    _check(names, "beta2", beta2, "[0,1)")
     _check_shared(eps, weight_decay, delta, wd_ratio, nesterov, names)
 
 
@@ -164,21 +178,29 @@ def validate_sgdp(
 ) -> None:
     """Check SGDP hyperparameters; ``names`` maps these keys to the caller's names.
 
+    An argument given as :data:`UNCHECKED` is not checked.
+
     Ranges: lr >= 0; 0 <= momentum < 1 (SGDP divides the decay by 1 - momentum);
     0 <= dampening <= 1; eps > 0; weight_decay >= 0; delta >= 0;
     0 <= wd_ratio <= 1; all finite; nesterov a bool. Unlike torch.optim.SGD,
     Nesterov with dampening or zero momentum is allowed, as the authors' code
     allows it.
     """
-    check_in_range(_name(names, "lr"), lr, ">=0")
-    check_in_range(_name(names, "momentum"), momentum, "[0,1)")
-    check_in_range(_name(names, "dampening"), dampening, "[0,1]")
+    _check(names, "lr", lr, ">=0")
+    _check(names, "momentum", momentum, "[0,1)")
+    _check(names, "dampening", dampening, "[0,1]")
     _check_shared(eps, weight_decay, delta, wd_ratio, nesterov, names)
 
 
+def _check(names, key: str, value: object, rule: str) -> None:
+    if value is not UNCHECKED:
+        check_in_range(_name(names, key), value, rule)
+
+
 def _check_shared(eps, weight_decay, delta, wd_ratio, nesterov, names) -> None:
-    check_in_range(_name(names, "eps"), eps, ">0")
-    check_in_range(_name(names, "weight_decay"), weight_decay, ">=0")
-    check_in_range(_name(names, "delta"), delta, ">=0")
-    check_in_range(_name(names, "wd_ratio"), wd_ratio, "[0,1]")
-    check_bool(_name(names, "nesterov"), nesterov)
+    _check(names, "eps", eps, ">0")
+    _check(names, "weight_decay", weight_decay, ">=0")
+    _check(names, "delta", delta, ">=0")
+    _check(names, "wd_ratio", wd_ratio, "[0,1]")
+    if nesterov is not UNCHECKED:
+        check_bool(_name(names, "nesterov"), nesterov)

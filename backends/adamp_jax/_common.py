@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamp_core import check_param_dtype, validate_adamp, validate_sgdp
+from adamp_core import UNCHECKED, check_param_dtype, validate_adamp, validate_sgdp
 
 __all__ = [
     "ChannelAxis",
@@ -36,22 +36,6 @@ __all__ = [
 
 # An int, None (never project), a callable leaf -> int | None, or a pytree of those.
 ChannelAxis = Any
-
-# A value that passes every rule of adamp_core.validation, used for the
-# arguments that are tracers or schedules (not checked here).
-_ALWAYS_VALID = {
-    "lr": 0.0,
-    "beta1": 0.0,
-    "beta2": 0.0,
-    "momentum": 0.0,
-    "dampening": 0.0,
-    "eps": 1.0,
-    "weight_decay": 0.0,
-    "delta": 0.0,
-    "wd_ratio": 0.0,
-    "nesterov": False,
-}
-
 
 # Arguments optax types as ScalarOrSchedule: a callable of the step count is allowed.
 _SCHEDULABLE = ("lr", "weight_decay")
@@ -68,14 +52,14 @@ def _unchecked(key: str, value: object) -> bool:
 def validate(kind: str, values: Mapping[str, object], names: Mapping[str, str]) -> None:
     """Run ``adamp_core.validate_<kind>`` on the values given.
 
-    Missing keys, tracers and schedules get a valid stand-in: optax checks no
-    traced value either. Everything else must be a number or a concrete scalar
+    Missing keys, tracers and schedules are not checked (UNCHECKED): optax checks
+    no traced value either. Everything else must be a number or a concrete scalar
     array in range, so a string, a tuple (``adamp(1e-3, (0.9, 0.999))``,
     torch's positional betas) or None is refused here and not in ``update``.
     """
     keys = ("lr", "eps", "weight_decay", "delta", "wd_ratio", "nesterov")
     keys += ("beta1", "beta2") if kind == "adamp" else ("momentum", "dampening")
-    checked = {k: _ALWAYS_VALID[k] for k in keys}
+    checked = dict.fromkeys(keys, UNCHECKED)
     for key, value in values.items():
         if key == "nesterov" or not _unchecked(key, value):
             checked[key] = value

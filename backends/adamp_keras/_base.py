@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 import keras
 from keras import ops
 
-from adamp_core import Branch, check_in_range, check_param_dtype
+from adamp_core import UNCHECKED, Branch, check_in_range, check_param_dtype
 from adamp_keras._jax import jax_steps
 from adamp_keras._projection import Projected, project
 
@@ -108,11 +108,11 @@ def is_schedule(learning_rate) -> bool:
 
 
 def learning_rate_for_validation(learning_rate):
-    """The value to range-check: 0.0 (always valid) for a schedule; a Keras variable's
-    value; else the value itself, so that a string, a sequence or None is refused with
-    the argument's name."""
+    """The value to range-check: UNCHECKED for a schedule; a Keras variable's value; else
+    the value itself, so that a string, a sequence or None is refused with the
+    argument's name."""
     if is_schedule(learning_rate):
-        return 0.0
+        return UNCHECKED
     if isinstance(learning_rate, keras.Variable):
         return ops.convert_to_numpy(learning_rate.value)
     return learning_rate

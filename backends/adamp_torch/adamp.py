@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adamp_core import validate_adamp
+from adamp_core import UNCHECKED, validate_adamp
 from adamp_torch._base import (
     ProjectedOptimizer,
     as_floats,
@@ -101,9 +101,9 @@ class AdamP(ProjectedOptimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         check_tensor_free(group, _NUMBERS, _TENSOR_NAMES)
-        check_lr(group["lr"])
+        check_lr(group["lr"])  # a number or a 0-d tensor
         validate_adamp(
-            lr=0.0,
+            lr=UNCHECKED,
             beta1=betas[0],
             beta2=betas[1],
             eps=group["eps"],

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import required
 
-from adamp_core import check_bool, validate_sgdp
+from adamp_core import UNCHECKED, check_bool, validate_sgdp
 from adamp_torch._base import (
     ProjectedOptimizer,
     as_floats,
@@ -97,9 +97,9 @@ class SGDP(ProjectedOptimizer):
 
     def _validate(self, group: dict[str, Any]) -> None:
         check_tensor_free(group, _NUMBERS, {})
-        check_lr(group["lr"])
+        check_lr(group["lr"])  # a number or a 0-d tensor
         validate_sgdp(
-            lr=0.0,
+            lr=UNCHECKED,
             momentum=group["momentum"],
             dampening=group["dampening"],
             eps=group["eps"],

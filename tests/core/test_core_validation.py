@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import adamp_core
-from adamp_core import validate_adamp, validate_sgdp
+from adamp_core import UNCHECKED, validate_adamp, validate_sgdp
 
 ADAMP_OK = dict(
     lr=1e-3,
@@ -173,3 +173,14 @@ def test_registry_names_each_steps_keywords():
         "lr", "momentum", "dampening", "weight_decay", "nesterov", "eps", "delta", "wd_ratio",
         "channel_axis", "project_buffer",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("validate", [validate_adamp, validate_sgdp])
+def test_unchecked_arguments_are_skipped_and_the_rest_still_checked(validate):
+    ok = ADAMP_OK if validate is validate_adamp else SGDP_OK
+    validate(**dict.fromkeys(ok, UNCHECKED))
+    validate(**{**ok, "lr": UNCHECKED})
+    with pytest.raises(ValueError, match=r"^eps must be a finite number > 0, got 0\.0$"):
+        validate(**{**ok, "lr": UNCHECKED, "eps": 0.0})
+    with pytest.raises(ValueError, match=r"^lr must be a finite number >= 0, got -1\.0$"):
+        validate(**{**ok, "eps": UNCHECKED, "lr": -1.0})

@@ -45,6 +45,7 @@ VALUE_ROWS = [
     ("tuple", (0.9, 0.999), "(0.9, 0.999) of type tuple"),
     ("list", [0.1], "[0.1] of type list"),
     ("bool", True, "True of type bool"),
+    ("bool-false", False, "False of type bool"),
     ("complex", 0.1 + 0j, "(0.1+0j) of type complex"),
     ("Fraction", Fraction(1, 10), "Fraction(1, 10) of type Fraction"),
     ("numpy-vector", np.array([0.1, 0.2]), "array([0.1, 0.2]) of type ndarray"),
