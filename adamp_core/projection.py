@@ -48,6 +48,7 @@ __all__ = [
     "channel_rows",
     "cosine_similarity",
     "from_rows",
+    "normalise_channel_axis",
     "projection",
     "remove_radial",
     "view_rows",
@@ -138,7 +139,7 @@ def projection(
     param, grad, update = (np.asarray(a, dtype=np.float64) for a in (param, grad, update))
     if param.ndim < 2 or param.size == 0:
         return Projection(update, 1.0, Branch.NONE)
-    channel_axis = _normalise_axis(channel_axis, param.ndim)
+    channel_axis = normalise_channel_axis(channel_axis, param.ndim)
     for branch in (Branch.CHANNEL, Branch.LAYER):
         param_rows = view_rows(param, branch, channel_axis)
         if _is_scale_invariant(view_rows(grad, branch, channel_axis), param_rows, delta, eps):
@@ -149,14 +150,20 @@ def projection(
     return Projection(update, 1.0, Branch.NONE)
 
 
-def _normalise_axis(axis: int, ndim: int) -> int:
+def normalise_channel_axis(axis: object, ndim: int, where: str = "") -> int:
+    """``axis`` of an ``ndim``-D tensor as an index in [0, ndim), or a ValueError.
+
+    Every backend resolves its channel axes here, so the message is the same
+    everywhere; ``where`` names the tensor (a tree path, a variable path).
+    """
     if (
         isinstance(axis, bool)
         or not isinstance(axis, (int, np.integer))
         or not -ndim <= axis < ndim
     ):
+        subject = f"channel_axis for {where}" if where else "channel_axis"
         raise ValueError(
-            f"channel_axis must be an integer in [-{ndim}, {ndim}) for a {ndim}-D parameter, "
+            f"{subject} must be an integer in [-{ndim}, {ndim}) for a {ndim}-D parameter, "
             f"got {axis!r}"
         )
     return int(axis) % ndim

@@ -21,7 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamp_core import UNCHECKED, check_param_dtype, validate_adamp, validate_sgdp
+from adamp_core import (
+    UNCHECKED,
+    check_param_dtype,
+    normalise_channel_axis,
+    validate_adamp,
+    validate_sgdp,
+)
 
 __all__ = [
     "ChannelAxis",
@@ -121,12 +127,7 @@ def _normalise_axis(axis, ndim: int, path) -> int | None:
         )
     if ndim < 2:
         return None
-    if not -ndim <= axis < ndim:
-        raise ValueError(
-            f"channel_axis for {jax.tree_util.keystr(path) or 'the parameter'} must be an "
-            f"integer in [-{ndim}, {ndim}) for a {ndim}-D parameter, got {axis!r}"
-        )
-    return int(axis) % ndim
+    return normalise_channel_axis(axis, ndim, jax.tree_util.keystr(path) or "the parameter")
 
 
 def _per_leaf(spec, params, what: str) -> list:

@@ -22,7 +22,13 @@ from collections.abc import Callable, Mapping
 import keras
 from keras import ops
 
-from adamp_core import UNCHECKED, Branch, check_in_range, check_param_dtype
+from adamp_core import (
+    UNCHECKED,
+    Branch,
+    check_in_range,
+    check_param_dtype,
+    normalise_channel_axis,
+)
 from adamp_keras._jax import jax_steps
 from adamp_keras._projection import Projected, project
 
@@ -73,12 +79,7 @@ def _resolve_axis(spec, variable) -> int | None:
         axis = spec
     if ndim < 2 or axis is None:
         return None
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(
-            f"channel_axis must be an integer in [-{ndim}, {ndim}) or None for the "
-            f"{ndim}-D variable {variable.path!r} of shape {tuple(variable.shape)}, got {axis!r}"
-        )
-    return axis % ndim
+    return normalise_channel_axis(axis, ndim, repr(variable.path))
 
 
 def _check_channel_axis(spec) -> None:

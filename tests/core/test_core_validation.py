@@ -134,6 +134,13 @@ def test_channel_axis_out_of_range(axis, shape):
         )
 
 
+def test_channel_axis_message_names_the_tensor_a_backend_gives():
+    message = "channel_axis for ['conv'] must be an integer in [-4, 4) for a 4-D parameter, got 4"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        adamp_core.normalise_channel_axis(4, 4, "['conv']")
+    assert adamp_core.normalise_channel_axis(np.int64(-1), 4, "['conv']") == 3
+
+
 def test_gradient_shape_mismatch():
     message = "grad shape (3, 2) does not match param shape (2, 3)"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):

@@ -8,6 +8,8 @@ serialisation. Runs on whichever Keras backend KERAS_BACKEND names.
 
 from __future__ import annotations
 
+import re
+
 import adamp_keras
 import keras
 import numpy as np
@@ -341,7 +343,11 @@ def test_bad_arguments_raise_value_error_naming_them(cls, kwargs, name):
 def test_channel_axis_out_of_range_is_reported_at_build():
     _, variables = make_variables([(4, 3)])
     optimizer = adamp_keras.AdamP(channel_axis=2)
-    with pytest.raises(ValueError, match=r"channel_axis must be an integer in \[-2, 2\)"):
+    message = (
+        f"channel_axis for {variables[0].path!r} must be an integer in [-2, 2) for a 2-D "
+        "parameter, got 2"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         optimizer.build(variables)
 
 
