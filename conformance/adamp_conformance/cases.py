@@ -11,17 +11,18 @@ implementation's own trajectory.
 
 Gradient kinds (per parameter, per step), for a weight w with channel rows w_i:
 
-- ``orth``: each row orthogonal to w_i (cos = 0): the channel view fires, and
-  the layer view would too (it is tried second, so swapping them shows).
-- ``layer``: row 0 has cos 0.5 with w_0 but a small norm; the other rows are
+- ``channel_orthogonal``: each row orthogonal to w_i (cos = 0): the channel view
+  fires, and the layer view would too (it is tried second, so swapping them shows).
+- ``layer_only``: row 0 has cos 0.5 with w_0 but a small norm; the other rows are
   orthogonal: the channel view fails, the layer view fires.
 - ``aligned`` / ``anti``: every row at cos +0.6 / -0.6: no projection
   (a signed cosine would project ``anti``).
 - ``parallel``: every row parallel to w_i with norm ``grad_scale`` (~eps): the
   cosine depends on how eps enters it.
 - ``random``: i.i.d. normal; ``zero``: zeros.
-- ``late_orth``: ``aligned`` on the first two steps, ``orth`` after (the moments
-  keep the aligned steps while the gradient's cosine is 0).
+- ``late_channel_orthogonal``: ``aligned`` on the first two steps,
+  ``channel_orthogonal`` after (the moments keep the aligned steps while the
+  gradient's cosine is 0).
 - ``weak``: every row at cos 0.06: above delta / sqrt(d) for the rows here,
   below delta itself.
 
@@ -66,7 +67,7 @@ SGDP_DEFAULTS = {
 class ParamSpec:
     name: str
     shape: tuple[int, ...]  # PyTorch layout: output channels on axis 0
-    grad: str = "orth"
+    grad: str = "channel_orthogonal"
     grad_scale: float = 1e-2
     init: str = "normal"  # "normal", "unit_rows" (rows of norm init_scale), "zero_row", "zeros"
     init_scale: float = 1.0
@@ -181,15 +182,15 @@ def make_grad(spec: ParamSpec, param: np.ndarray, step: int, rng: np.random.Rand
     p_rows = _rows(param)
     n, d = p_rows.shape
     row_norm = spec.grad_scale * np.sqrt(d) * rng.uniform(0.7, 1.3, size=n)
-    if spec.grad == "orth":
+    if spec.grad == "channel_orthogonal":
         cos = np.zeros(n)
-    elif spec.grad == "layer":
+    elif spec.grad == "layer_only":
         cos = np.zeros(n)
         cos[0] = 0.5
         row_norm[0] *= 0.02
     elif spec.grad in ("aligned", "anti"):
         cos = np.full(n, 0.6 if spec.grad == "aligned" else -0.6)
-    elif spec.grad == "late_orth":
+    elif spec.grad == "late_channel_orthogonal":
         cos = np.full(n, 0.6) if step < 2 else np.zeros(n)
     elif spec.grad == "weak":
         cos = np.full(n, 0.06)
@@ -222,7 +223,7 @@ CASES: tuple[Case, ...] = (
         "Conv and dense weights with gradients orthogonal to every output channel: the "
         "channel view fires; a bias is never projected.",
         (Flag.PROJ_CHANNEL, Flag.NO_PROJ_1D),
-        (P("conv", CONV), P("dense", DENSE), P("bias", (5,), grad="orth")),
+        (P("conv", CONV), P("dense", DENSE), P("bias", (5,), grad="channel_orthogonal")),
         hyper={"lr": 2**-7},
         dtypes=("float64", "float32", "float16"),
         low_hyper=LOW,
@@ -236,7 +237,7 @@ CASES: tuple[Case, ...] = (
         "adamp",
         "One channel has an aligned gradient, so the channel view fails and the layer view fires.",
         (Flag.PROJ_LAYER,),
-        (P("conv", CONV, grad="layer"), P("dense", DENSE, grad="layer")),
+        (P("conv", CONV, grad="layer_only"), P("dense", DENSE, grad="layer_only")),
         hyper={"lr": 2**-7},
         dtypes=("float64", "float32"),
         low_hyper=LOW,
@@ -412,7 +413,7 @@ CASES: tuple[Case, ...] = (
         (Flag.PROJ_CHANNEL, Flag.WD_RATIO),
         (
             P("conv", CONV),
-            P("dense", DENSE, grad="layer"),
+            P("dense", DENSE, grad="layer_only"),
             P("fc", (3, 4), grad="aligned"),
             P("bias", (4,), grad="random"),
         ),
@@ -430,7 +431,7 @@ CASES: tuple[Case, ...] = (
         (
             P("conv", CONV, grad_scale=0.3),
             P("dense", DENSE, grad_scale=0.3),
-            P("bias", (5,), grad="orth", grad_scale=0.3),
+            P("bias", (5,), grad="channel_orthogonal", grad_scale=0.3),
         ),
         hyper={"lr": 2**-3, "momentum": 0.9},
         dtypes=ALL_DTYPES,
@@ -445,8 +446,8 @@ CASES: tuple[Case, ...] = (
         "SGDP with momentum where the channel view fails and the layer view fires.",
         (Flag.PROJ_LAYER,),
         (
-            P("conv", CONV, grad="layer", grad_scale=0.3),
-            P("dense", DENSE, grad="layer", grad_scale=0.3),
+            P("conv", CONV, grad="layer_only", grad_scale=0.3),
+            P("dense", DENSE, grad="layer_only", grad_scale=0.3),
         ),
         hyper={"lr": 2**-3, "momentum": 0.9},
         dtypes=("float64", "float32", "float16"),
@@ -611,8 +612,8 @@ CASES: tuple[Case, ...] = (
         "aligned steps.",
         (Flag.COS_OPERAND,),
         (
-            P("conv", CONV, grad="late_orth"),
-            P("dense", DENSE, grad="late_orth"),
+            P("conv", CONV, grad="late_channel_orthogonal"),
+            P("dense", DENSE, grad="late_channel_orthogonal"),
             P("fc", (3, 4)),  # orthogonal throughout: projected by the moment, not by m / denom
         ),
         hyper={"lr": 2**-7},
@@ -624,8 +625,8 @@ CASES: tuple[Case, ...] = (
         "As adamp-cos-operand with momentum 0.9: the buffer carries the aligned steps.",
         (Flag.COS_OPERAND,),
         (
-            P("conv", CONV, grad="late_orth", grad_scale=0.3),
-            P("dense", DENSE, grad="late_orth", grad_scale=0.3),
+            P("conv", CONV, grad="late_channel_orthogonal", grad_scale=0.3),
+            P("dense", DENSE, grad="late_channel_orthogonal", grad_scale=0.3),
             P("fc", (3, 4), grad_scale=0.3),
         ),
         hyper={"lr": 2**-3, "momentum": 0.9},
@@ -639,7 +640,7 @@ CASES: tuple[Case, ...] = (
         "statistics over the input axis alone miss both.",
         (Flag.REDUCTION_AXES,),
         # fc: 2-D, orthogonal rows: the input axis is every axis but the output one there
-        (P("conv", CONV), P("dense", DENSE, grad="layer"), P("fc", (3, 4))),
+        (P("conv", CONV), P("dense", DENSE, grad="layer_only"), P("fc", (3, 4))),
         hyper={"lr": 2**-7},
         seed=42,
     ),
@@ -650,7 +651,7 @@ CASES: tuple[Case, ...] = (
         (Flag.REDUCTION_AXES,),
         (
             P("conv", CONV, grad_scale=0.3),
-            P("dense", DENSE, grad="layer", grad_scale=0.3),
+            P("dense", DENSE, grad="layer_only", grad_scale=0.3),
             P("fc", (3, 4), grad_scale=0.3),
         ),
         hyper={"lr": 2**-3, "momentum": 0.9},

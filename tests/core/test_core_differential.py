@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pytest
-from core_gradients import GRADIENT_KINDS, make_gradient
+from gradients import KINDS, make_gradient
 
 import adamp_core
 from adamp_core import Branch
@@ -103,7 +103,7 @@ def run_config(name: str, seed: int) -> dict:
     )
     worst, branches = 0.0, collections.Counter()
     for _ in range(steps):
-        kind = GRADIENT_KINDS[int(rng.integers(len(GRADIENT_KINDS)))]
+        kind = KINDS[int(rng.integers(len(KINDS)))]
         grad = make_gradient(kind, rng.standard_normal(shape) * magnitude, param)
         torch_param.grad = torch.tensor(grad, dtype=torch.float64)
         optimizer.step()

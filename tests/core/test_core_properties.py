@@ -8,7 +8,7 @@ equality.
 from __future__ import annotations
 
 import numpy as np
-from core_gradients import channel_orthogonal
+from gradients import channel_orthogonal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-
-from core_gradients import make_gradient
-
-import adamp_core
+from gradients import make_gradient
+from reference_runs import Reference
 
 # Leaf shapes in Flax layout (output channels last) plus 1-D leaves.
 SHAPES = {"conv": (3, 3, 2, 4), "dense": (6, 5), "bias": (5,), "embed": (7, 1, 3)}
@@ -36,26 +29,22 @@ def reference_run(
     """Run the NumPy reference for ``steps`` steps.
 
     The gradient of each step is drawn at random and steered by ``grad_kinds``
-    (see tests/core/core_gradients.py) relative to the reference's current
+    (see tests/support/gradients.py) relative to the reference's current
     parameter, then rounded to ``dtype``. Returns ``(grads, params, branches)``:
     per-step gradient dicts, parameter dicts after each step, and branch dicts.
     """
     rng = np.random.default_rng(seed)
     names = list(params)
-    current = [np.asarray(params[k], dtype).astype(np.float64) for k in names]
-    axes = [channel_axis % p.ndim if p.ndim > 1 else 0 for p in current]
-    hyperparams = [{**hyper, "channel_axis": axis} for axis in axes]
-    states = adamp_core.init_states(kind, current)
+    reference = Reference([np.asarray(params[k], dtype) for k in names], kind, **hyper)
+    axes = [channel_axis % p.ndim if p.ndim > 1 else 0 for p in reference.params]
     grads_seq, params_seq, branches_seq = [], [], []
     for _ in range(steps):
         grads = []
-        for name, p, axis in zip(names, current, axes, strict=True):
+        for name, p, axis in zip(names, reference.params, axes, strict=True):
             g = make_gradient(grad_kinds.get(name, "random"), rng.normal(size=p.shape), p, axis)
             grads.append(np.asarray(g, dtype).astype(np.float64))
-        current, states, branches = adamp_core.step_params(
-            kind, current, grads, states, hyperparams
-        )
+        reference.step(grads, per_param=[{"channel_axis": axis} for axis in axes])
         grads_seq.append(dict(zip(names, grads, strict=True)))
-        params_seq.append(dict(zip(names, current, strict=True)))
-        branches_seq.append(dict(zip(names, branches, strict=True)))
+        params_seq.append(dict(zip(names, reference.params, strict=True)))
+        branches_seq.append(dict(zip(names, reference.branches, strict=True)))
     return grads_seq, params_seq, branches_seq

@@ -1,4 +1,4 @@
-"""Shared helpers of the Keras tests: the reference stepper, gradient makers, subprocesses.
+"""Shared helpers of the Keras tests: the reference and gradients in Keras layout, subprocesses.
 
 Tolerances. Variables are float32 (unit roundoff u = 6e-8). One AdamP/SGDP step
 of a float32 implementation differs from the float64 reference by a few u
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
-
-import adamp_core
+from gradients import make_gradient
+from reference_runs import Reference
 
 F32_RTOL = 1e-6
 F32_ATOL = 2e-6
@@ -33,57 +33,15 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-def tangent_grad(param: np.ndarray, rng: np.random.Generator, channel_axis: int = -1):
-    """A gradient orthogonal to every output-channel row of ``param``: the channel view fires."""
-    moved = np.moveaxis(param, channel_axis, 0)
-    rows = moved.reshape(moved.shape[0], -1)
-    g = rng.standard_normal(rows.shape)
-    g -= rows * (np.sum(rows * g, 1, keepdims=True) / np.sum(rows * rows, 1, keepdims=True))
-    return np.moveaxis(g.reshape(moved.shape), 0, channel_axis)
+def steered(kind: str, param: np.ndarray, rng: np.random.Generator, channel_axis: int = -1):
+    """A gradient of ``kind`` (see tests/support/gradients.py) for ``param``, from a normal
+    draw; Keras layout (output channels last) by default."""
+    return make_gradient(kind, rng.standard_normal(param.shape), param, channel_axis)
 
 
-def radial_grad(param: np.ndarray, rng: np.random.Generator):
-    """A gradient with a strong radial part: no view fires."""
-    return param + 0.3 * rng.standard_normal(param.shape)
-
-
-def layer_grad(param: np.ndarray, rng: np.random.Generator, channel_axis: int = -1):
-    """Orthogonal to w as a whole but radial in one channel: only the layer view fires."""
-    g = tangent_grad(param, rng, channel_axis)
-    moved = np.moveaxis(g, channel_axis, 0).copy()
-    w_moved = np.moveaxis(param, channel_axis, 0)
-    moved[0] += w_moved[0]
-    moved[1] -= (
-        w_moved[0].ravel()
-        @ w_moved[0].ravel()
-        / (w_moved[1].ravel() @ w_moved[1].ravel())
-        * w_moved[1]
-    )
-    return np.moveaxis(moved, 0, channel_axis)
-
-
-GRAD_KINDS = {"tangent": tangent_grad, "radial": radial_grad, "layer": layer_grad}
-
-
-class Reference:
-    """adamp_core stepping a list of float64 parameters alongside a Keras optimizer."""
-
-    def __init__(self, params, algorithm: str, **hyper):
-        self.params = [np.array(p, dtype=np.float64) for p in params]
-        self.algorithm = algorithm
-        self.hyper = hyper
-        self.states = adamp_core.init_states(algorithm, self.params)
-        self.branches: list[adamp_core.Branch] = []
-
-    def step(self, grads, *, decay_mask=None, **override):
-        hyper = {"channel_axis": -1, **self.hyper, **override}
-        per_param = [
-            hyper if decay_mask is None or decay_mask[i] else {**hyper, "weight_decay": 0.0}
-            for i in range(len(self.params))
-        ]
-        self.params, self.states, self.branches = adamp_core.step_params(
-            self.algorithm, self.params, grads, self.states, per_param
-        )
+def keras_reference(params, name: str, **hyper) -> Reference:
+    """adamp_core stepping alongside a Keras optimizer: output channels last by default."""
+    return Reference(params, name, **{"channel_axis": -1, **hyper})
 
 
 def make_variables(shapes, seed=0, dtype="float32"):
@@ -120,6 +78,9 @@ def digits_like(n=32, seed=0):
 def run_python(code: str, backend: str, *, env: dict | None = None, timeout: float = 240) -> str:
     """Run ``code`` in a fresh interpreter with ``KERAS_BACKEND=backend``; return stdout."""
     full_env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # the test helpers importable in the child, as pytest's pythonpath makes them here
+    helpers = [str(REPO / "tests" / "keras"), str(REPO / "tests" / "support")]
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [*helpers, os.environ.get("PYTHONPATH")]))
     full_env.update(env or {})
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

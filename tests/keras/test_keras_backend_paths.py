@@ -21,9 +21,8 @@ from keras_helpers import (
     BACKEND,
     F32_ATOL,
     F32_RTOL,
-    GRAD_KINDS,
     make_variables,
-    radial_grad,
+    steered,
     to_numpy,
 )
 
@@ -48,7 +47,7 @@ def _optimizer(algorithm, kwargs):
 
 def _grads(params, step):
     rng = np.random.default_rng(step)
-    kinds = ["tangent", "radial", "layer"]
+    kinds = ["channel_orthogonal", "radial", "layer_only"]
     grads = []
     for i, p in enumerate(params):
         if p.ndim < 2 or p.size == 0:
@@ -56,7 +55,7 @@ def _grads(params, step):
             continue
         kind = kinds[(step + i) % 3]
         axis = CHANNEL_AXIS.get(f"w{i}", -1)
-        grads.append(radial_grad(p, rng) if kind == "radial" else GRAD_KINDS[kind](p, rng, axis))
+        grads.append(steered(kind, p, rng, axis))
     return grads
 
 

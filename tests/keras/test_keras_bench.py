@@ -3,16 +3,11 @@ backend this process runs (KERAS_BACKEND)."""
 
 from __future__ import annotations
 
-import sys
-
 import keras
 import numpy as np
-from keras_helpers import REPO, to_numpy
+from keras_helpers import to_numpy
 
 from adamp_core import Branch
-
-sys.path.insert(0, str(REPO))  # the repository root
-
 from benchmarks.bench_keras import _model, time_models
 
 

@@ -17,11 +17,11 @@ import pytest
 from keras_helpers import (
     F32_ATOL,
     F32_RTOL,
-    GRAD_KINDS,
-    Reference,
     conv_bn_model,
     digits_like,
+    keras_reference,
     make_variables,
+    steered,
     to_numpy,
 )
 
@@ -31,9 +31,9 @@ SHAPES = [(3, 3, 2, 4), (5, 3), (3,)]
 
 
 def _grads(params, rng, step):
-    kinds = ["tangent", "radial", "layer"]
+    kinds = ["channel_orthogonal", "radial", "layer_only"]
     return [
-        GRAD_KINDS[kinds[(step + i) % 3]](p, rng) if p.ndim > 1 else rng.standard_normal(p.shape)
+        steered(kinds[(step + i) % 3], p, rng) if p.ndim > 1 else rng.standard_normal(p.shape)
         for i, p in enumerate(params)
     ]
 
@@ -53,7 +53,7 @@ def test_learning_rate_schedule_and_callable(form):
     schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=1, decay_rate=0.5)
     learning_rate = schedule if form == "schedule" else (lambda: 0.03)
     optimizer = adamp_keras.AdamP(learning_rate=learning_rate, weight_decay=0.1)
-    reference = Reference(params, "adamp", weight_decay=0.1)
+    reference = keras_reference(params, "adamp", weight_decay=0.1)
     rng = np.random.default_rng(1)
     for step in range(3):
         grads = _grads(reference.params, rng, step)
@@ -76,7 +76,7 @@ def _clip(grads, mode, value):
 def test_gradient_clipping(mode):
     params, variables = make_variables(SHAPES, seed=2)
     optimizer = adamp_keras.SGDP(learning_rate=0.05, momentum=0.9, weight_decay=0.1, **{mode: 0.5})
-    reference = Reference(params, "sgdp", lr=0.05, momentum=0.9, weight_decay=0.1)
+    reference = keras_reference(params, "sgdp", lr=0.05, momentum=0.9, weight_decay=0.1)
     rng = np.random.default_rng(3)
     for step in range(3):
         grads = _grads(reference.params, rng, step)
@@ -89,7 +89,7 @@ def test_ema_tracks_the_reference_trajectory():
     """average = w after step 1, then 0.9·average + 0.1·w; finalize writes it to the model."""
     params, variables = make_variables(SHAPES, seed=4)
     optimizer = adamp_keras.AdamP(learning_rate=0.05, use_ema=True, ema_momentum=0.9)
-    reference = Reference(params, "adamp", lr=0.05)
+    reference = keras_reference(params, "adamp", lr=0.05)
     rng = np.random.default_rng(5)
     average = None
     for step in range(3):
@@ -110,7 +110,7 @@ def test_gradient_accumulation_equals_one_step_with_the_mean_gradient():
     optimizer = adamp_keras.AdamP(
         learning_rate=0.05, weight_decay=0.2, gradient_accumulation_steps=2
     )
-    reference = Reference(params, "adamp", lr=0.05, weight_decay=0.2)
+    reference = keras_reference(params, "adamp", lr=0.05, weight_decay=0.2)
     rng = np.random.default_rng(7)
     for step in range(2):
         first = _grads(reference.params, rng, step)
@@ -166,8 +166,8 @@ def test_loss_scale_optimizer_unscales_before_the_step(name):
     params, variables = make_variables(SHAPES, seed=8)
     inner = make()
     optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0)
-    reference = Reference(params, name, **hyper)
-    scaled_reference = Reference(params, name, **hyper)  # what a missing unscale computes
+    reference = keras_reference(params, name, **hyper)
+    scaled_reference = keras_reference(params, name, **hyper)  # what a missing unscale computes
     rng = np.random.default_rng(9)
     for step in range(2):
         grads = _grads(reference.params, rng, step)
@@ -194,7 +194,7 @@ def test_loss_scale_optimizer_skips_a_step_with_non_finite_gradients(bad):
     params, variables = make_variables(SHAPES, seed=12)
     inner = make()
     optimizer = keras.optimizers.LossScaleOptimizer(inner, initial_scale=1024.0)
-    reference = Reference(params, "sgdp", **hyper)
+    reference = keras_reference(params, "sgdp", **hyper)
     rng = np.random.default_rng(13)
     grads = _grads(reference.params, rng, 0)
     _loss_scale_apply(optimizer, _tensors([1024.0 * g for g in grads]), variables)
@@ -268,7 +268,9 @@ def test_mixed_float16_fit_matches_reference_on_the_float32_weights():
     x, y = digits_like(n=32)
     initial = model.get_weights()
     trainable = model.trainable_variables
-    reference = Reference([to_numpy(w) for w in trainable], "adamp", lr=0.01, weight_decay=0.01)
+    reference = keras_reference(
+        [to_numpy(w) for w in trainable], "adamp", lr=0.01, weight_decay=0.01
+    )
     for step in range(3):
         model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
         assert int(to_numpy(optimizer.iterations)) == step + 1  # no step was skipped
@@ -304,7 +306,7 @@ def test_bfloat16_variables(cls):
     else:
         optimizer = adamp_keras.SGDP(learning_rate=0.05, momentum=0.9, weight_decay=0.2)
     hyper = {"adamp": {}, "sgdp": {"momentum": 0.9}}[cls]
-    reference = Reference(params, cls, lr=0.05, weight_decay=0.2, **hyper)
+    reference = keras_reference(params, cls, lr=0.05, weight_decay=0.2, **hyper)
     rng = np.random.default_rng(11)
     for step in range(3):
         grads = _grads(reference.params, rng, step)
@@ -476,7 +478,7 @@ def test_embedding_sparse_gradient_matches_reference():
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 20, (16, 4)).astype("int32"), rng.integers(0, 3, 16)
     assert len(np.unique(x)) < x.size  # repeated indices: the scatter must sum them
-    reference = Reference([to_numpy(w) for w in model.trainable_weights], "adamp", lr=0.01,
+    reference = keras_reference([to_numpy(w) for w in model.trainable_weights], "adamp", lr=0.01,
                           weight_decay=0.1)  # fmt: skip
     for _ in range(3):
         with tf.GradientTape() as tape:

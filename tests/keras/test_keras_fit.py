@@ -13,7 +13,14 @@ import adamp_keras
 import keras
 import numpy as np
 import pytest
-from keras_helpers import F32_ATOL, F32_RTOL, Reference, conv_bn_model, digits_like, to_numpy
+from keras_helpers import (
+    F32_ATOL,
+    F32_RTOL,
+    conv_bn_model,
+    digits_like,
+    keras_reference,
+    to_numpy,
+)
 
 from adamp_core import Branch
 
@@ -100,7 +107,7 @@ def test_fit_matches_reference(name, kwargs, hyper, loss, jit_compile):
     optimizer = (adamp_keras.AdamP if name == "adamp" else adamp_keras.SGDP)(**kwargs)
     keras_loss, branch = LOSSES[loss]
     model.compile(optimizer=optimizer, loss=keras_loss, jit_compile=jit_compile)
-    reference = Reference([to_numpy(w) for w in model.weights], name, **hyper)
+    reference = keras_reference([to_numpy(w) for w in model.weights], name, **hyper)
     callback = _BranchesEachBatch(optimizer)
     steps = 3
     model.fit(

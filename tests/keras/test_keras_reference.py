@@ -12,13 +12,21 @@ import adamp_keras
 import keras
 import numpy as np
 import pytest
-from keras_helpers import F32_ATOL, F32_RTOL, GRAD_KINDS, Reference, make_variables, to_numpy
+from keras_helpers import (
+    F32_ATOL,
+    F32_RTOL,
+    keras_reference,
+    make_variables,
+    steered,
+    to_numpy,
+)
+from reference_runs import Reference
 
 import adamp_core
 from adamp_core import Branch
 
 SHAPES = [(3, 3, 4, 8), (6, 5), (5,), (2, 3, 4)]
-KIND_CYCLE = ["tangent", "radial", "layer"]
+KIND_CYCLE = ["channel_orthogonal", "radial", "layer_only"]
 
 
 def _grads(params, step, rng):
@@ -27,7 +35,7 @@ def _grads(params, step, rng):
         if p.ndim < 2:
             grads.append(rng.standard_normal(p.shape))
         else:
-            grads.append(GRAD_KINDS[KIND_CYCLE[(step + i) % 3]](p, rng))
+            grads.append(steered(KIND_CYCLE[(step + i) % 3], p, rng))
     return grads
 
 
@@ -39,7 +47,8 @@ def _run(optimizer, reference: Reference, variables, steps=4, seed=1, decay_mask
         optimizer.apply(
             [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
         )
-        reference.step(grads, decay_mask=decay_mask)
+        keep = decay_mask or [True] * len(grads)
+        reference.step(grads, per_param=[{} if k else {"weight_decay": 0.0} for k in keep])
         branches = optimizer.projection_branches()
         assert [branches[v.path] for v in variables] == reference.branches
         seen.update(reference.branches)
@@ -62,7 +71,7 @@ def test_adamp_matches_reference(kwargs):
     optimizer = adamp_keras.AdamP(learning_rate=0.02, **kwargs)
     names = {"beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}
     hyper = {names.get(k, k): v for k, v in kwargs.items()}
-    seen = _run(optimizer, Reference(params, "adamp", lr=0.02, **hyper), variables)
+    seen = _run(optimizer, keras_reference(params, "adamp", lr=0.02, **hyper), variables)
     assert seen == set(Branch)  # every branch was exercised
 
 
@@ -80,7 +89,7 @@ def test_sgdp_matches_reference(kwargs):
     params, variables = make_variables(SHAPES, seed=3)
     optimizer = adamp_keras.SGDP(learning_rate=0.05, **kwargs)
     hyper = {("eps" if k == "epsilon" else k): v for k, v in kwargs.items()}
-    seen = _run(optimizer, Reference(params, "sgdp", lr=0.05, **hyper), variables, seed=4)
+    seen = _run(optimizer, keras_reference(params, "sgdp", lr=0.05, **hyper), variables, seed=4)
     assert seen == set(Branch)
 
 
@@ -93,7 +102,9 @@ def test_project_buffer_changes_the_result():
         optimizer = adamp_keras.SGDP(
             learning_rate=0.05, momentum=0.9, project_buffer=project_buffer
         )
-        reference = Reference(params, "sgdp", lr=0.05, momentum=0.9, project_buffer=project_buffer)
+        reference = keras_reference(
+            params, "sgdp", lr=0.05, momentum=0.9, project_buffer=project_buffer
+        )
         _run(optimizer, reference, variables, seed=4)
         results[project_buffer] = to_numpy(variables[1])
     assert np.max(np.abs(results[True] - results[False])) > 1e-3
@@ -126,7 +137,7 @@ def test_exclude_from_weight_decay_by_variable_matches_reference():
     params, variables = make_variables(SHAPES, seed=8)
     optimizer = adamp_keras.SGDP(learning_rate=0.05, momentum=0.9, weight_decay=0.5)
     optimizer.exclude_from_weight_decay(var_list=[variables[0], variables[2]])
-    reference = Reference(params, "sgdp", lr=0.05, momentum=0.9, weight_decay=0.5)
+    reference = keras_reference(params, "sgdp", lr=0.05, momentum=0.9, weight_decay=0.5)
     _run(optimizer, reference, variables, steps=3, decay_mask=[False, True, False, True])
 
 
@@ -134,7 +145,7 @@ def test_channel_axis_is_the_last_axis_by_default():
     """A Dense kernel (in, out): a gradient orthogonal per output column fires CHANNEL."""
     params, variables = make_variables([(6, 4)], seed=9)
     rng = np.random.default_rng(10)
-    grad = GRAD_KINDS["tangent"](params[0], rng, channel_axis=-1)
+    grad = steered("channel_orthogonal", params[0], rng, channel_axis=-1)
     optimizer = adamp_keras.AdamP()
     optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], variables)
     assert optimizer.projection_branches()[variables[0].path] is Branch.CHANNEL
@@ -160,7 +171,7 @@ def test_configurable_channel_axis_matches_reference(form):
     states = [adamp_core.adamp_init(p) for p in refs]
     axes = [0, 0 if form == "int" else -1]
     for _ in range(3):
-        grads = [GRAD_KINDS["tangent"](refs[0], rng, 0), GRAD_KINDS["radial"](refs[1], rng)]
+        grads = [steered("channel_orthogonal", refs[0], rng, 0), steered("radial", refs[1], rng)]
         optimizer.apply(
             [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
         )
@@ -177,7 +188,7 @@ def test_configurable_channel_axis_matches_reference(form):
 
 def test_channel_axis_none_never_projects():
     params, variables = make_variables([(6, 4)], seed=13)
-    grad = GRAD_KINDS["tangent"](params[0], np.random.default_rng(14))
+    grad = steered("channel_orthogonal", params[0], np.random.default_rng(14))
     optimizer = adamp_keras.AdamP(channel_axis=None)
     optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], variables)
     assert optimizer.projection_branches()[variables[0].path] is Branch.NONE
@@ -194,7 +205,7 @@ def test_branches_report_none_before_any_step():
 def test_a_variable_without_gradient_keeps_its_value_and_branch():
     params, variables = make_variables([(4, 3), (4, 3)], seed=15)
     optimizer = adamp_keras.SGDP(learning_rate=0.1, momentum=0.9)
-    grad = GRAD_KINDS["tangent"](params[0], np.random.default_rng(16))
+    grad = steered("channel_orthogonal", params[0], np.random.default_rng(16))
     optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32")), None], variables)
     np.testing.assert_array_equal(to_numpy(variables[1]), params[1].astype(np.float32))
     branches = optimizer.projection_branches()
@@ -208,10 +219,10 @@ def test_adamp_counts_steps_per_variable():
     """A variable left without gradient does not advance its bias correction (authors' code)."""
     params, variables = make_variables([(4, 3), (3,)], seed=17)
     optimizer = adamp_keras.AdamP(learning_rate=0.05)
-    reference = Reference(params, "adamp", lr=0.05)
+    reference = keras_reference(params, "adamp", lr=0.05)
     rng = np.random.default_rng(18)
     for step in range(4):
-        grads = [GRAD_KINDS["radial"](reference.params[0], rng), rng.standard_normal(3)]
+        grads = [steered("radial", reference.params[0], rng), rng.standard_normal(3)]
         if step in (0, 2):
             grads[1] = None
         optimizer.apply(
@@ -238,8 +249,8 @@ def test_any_channel_axis_and_degenerate_shapes_match_reference(shape, axis):
     ref, state = params[0], adamp_core.sgdp_init(params[0])
     rng = np.random.default_rng(20)
     for step in range(3):
-        kind = ["tangent", "radial", "tangent"][step]
-        grad = GRAD_KINDS[kind](ref, rng, axis) if kind == "tangent" else GRAD_KINDS[kind](ref, rng)
+        kind = ["channel_orthogonal", "radial", "channel_orthogonal"][step]
+        grad = steered(kind, ref, rng, axis)
         optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], variables)
         result = adamp_core.sgdp_step(
             ref, grad, state, lr=0.05, momentum=0.9, weight_decay=0.2, channel_axis=axis
@@ -292,10 +303,10 @@ def test_huge_magnitudes_match_reference(name, signs, factor, branch):
     variable = keras.Variable(param.astype("float32"), name="huge")
     if name == "adamp":
         optimizer = adamp_keras.AdamP(learning_rate=0.1, weight_decay=0.5)
-        reference = Reference([param], "adamp", lr=0.1, weight_decay=0.5)
+        reference = keras_reference([param], "adamp", lr=0.1, weight_decay=0.5)
     else:
         optimizer = adamp_keras.SGDP(learning_rate=0.1, momentum=0.9, weight_decay=0.05)
-        reference = Reference([param], "sgdp", lr=0.1, momentum=0.9, weight_decay=0.05)
+        reference = keras_reference([param], "sgdp", lr=0.1, momentum=0.9, weight_decay=0.05)
     for _ in range(2):
         cosines = factor * threshold * np.asarray(signs, dtype=np.float64)
         grad = _grad_with_cosines(reference.params[0], cosines, 1e15, rng)

@@ -65,8 +65,7 @@ def test_save_load_round_trips_and_training_resumes_exactly(name, tmp_path):
 
 
 CROSS_SCRIPT = """
-import json, sys
-sys.path.insert(0, "tests/keras")
+import json
 import numpy as np
 import test_keras_saving as t
 from keras_helpers import to_numpy

@@ -12,7 +12,9 @@ import adamp_torch
 import numpy as np
 import pytest
 import torch
-from torch_helpers import float32_bounds, gradient, reference_run
+from gradients import make_gradient
+from reference_runs import reference_run
+from torch_helpers import float32_bounds
 
 import adamp_core
 
@@ -379,8 +381,8 @@ def test_grad_scaler_with_autocast_matches_reference_on_unscaled_grads(cls, amp_
         scaler.step(opt)
         scaler.update()
     assert scales == [2.0**10, 2.0**10, 2.0**9, 2.0**9]
-    history = []
-    reference_run(cls.__name__.lower(), start, unscaled, history=history, lr=0.05, weight_decay=0.1)
+    name = cls.__name__.lower()
+    history = reference_run(name, start, unscaled, lr=0.05, weight_decay=0.1).history
     params = list(model.parameters())
     for p, ref, bound in zip(params, history[-1], float32_bounds(history), strict=True):
         assert p.dtype == torch.float32
@@ -397,13 +399,15 @@ def test_grad_scaler_with_autocast_matches_reference_on_unscaled_grads(cls, amp_
 def test_projection_branches_report_each_branch(cls, foreach):
     rng = np.random.default_rng(0)
     shapes = [(4, 6), (3, 2, 2, 2), (5, 7), (6,), (1, 1)]
-    kinds = ["channel", "layer", "random", "random", "zero"]
+    kinds = ["channel_orthogonal", "layer_orthogonal", "random", "random", "zero"]
     arrays = [rng.normal(size=s) for s in shapes]
     ps = [torch.nn.Parameter(torch.tensor(a)) for a in arrays]
     never = torch.nn.Parameter(torch.zeros(3, 3, dtype=F64))
     opt = cls([*ps, never], lr=0.1, foreach=foreach)
     assert set(opt.projection_branches().values()) == {adamp_core.Branch.NONE}
-    grads = [gradient(k, rng.normal(size=a.shape), a) for k, a in zip(kinds, arrays, strict=True)]
+    grads = [
+        make_gradient(k, rng.normal(size=a.shape), a) for k, a in zip(kinds, arrays, strict=True)
+    ]
     for p, g in zip(ps, grads, strict=True):
         p.grad = torch.tensor(g)
     opt.step()

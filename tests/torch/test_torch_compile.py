@@ -13,7 +13,7 @@ import adamp_torch
 import numpy as np
 import pytest
 import torch
-from torch_helpers import gradient
+from gradients import make_gradient
 
 from adamp_core import Branch
 
@@ -41,7 +41,7 @@ def _grads(params, t):
 # >1-D weights and the gradient kind each gets, rotating by step, so that every weight
 # takes the CHANNEL, LAYER and NONE branch in turn within the one compiled graph
 STEERED_SHAPES = [(4, 3), (3, 2, 2), (5, 4), (4,)]
-ROTATION = ("channel", "layer", "random")
+ROTATION = ("channel_orthogonal", "layer_orthogonal", "random")
 STEPS = 6
 
 
@@ -52,7 +52,7 @@ def _steered_grads(params, t):
     for i, p in enumerate(params):
         kind = ROTATION[(i + t) % len(ROTATION)]
         w = p.detach().numpy()
-        p.grad = torch.tensor(gradient(kind, rng.normal(size=w.shape), w))
+        p.grad = torch.tensor(make_gradient(kind, rng.normal(size=w.shape), w))
 
 
 def _run(cls, kwargs, foreach, compiled):

@@ -15,14 +15,9 @@ import adamp_torch
 import numpy as np
 import pytest
 import torch
-from torch_helpers import (
-    KINDS,
-    float32_bounds,
-    gradient,
-    reference_run,
-    set_grads,
-    torch_params,
-)
+from gradients import KINDS, make_gradient
+from reference_runs import reference_run
+from torch_helpers import float32_bounds, set_grads, torch_params
 
 import adamp_core
 
@@ -57,7 +52,7 @@ def problem(seed: int, steps: int = STEPS, none_every: int = 0):
         grads = []
         for i, p in enumerate(params):
             kind = KINDS[(i + t + seed) % len(KINDS)]
-            g = gradient(kind, rng.normal(size=p.shape), p)
+            g = make_gradient(kind, rng.normal(size=p.shape), p)
             grads.append(None if none_every and (i + t) % none_every == 0 else g)
         grads_per_step.append(grads)
     return params, grads_per_step
@@ -121,14 +116,12 @@ AUTHORS = {"adamp": adamp.AdamP, "sgdp": adamp.SGDP}
 def test_matches_core_float64(kind, config, foreach, seed):
     params, grads_per_step = problem(seed, none_every=5 if seed else 0)
     tensors, opt = run_torch(CLASSES[kind], params, grads_per_step, foreach=foreach, **config)
-    ref_params, ref_states, ref_branches = reference_run(
-        kind, params, grads_per_step, **core_hyper(kind, config)
-    )
-    for p, ref in zip(tensors, ref_params, strict=True):
+    reference = reference_run(kind, params, grads_per_step, **core_hyper(kind, config))
+    for p, ref in zip(tensors, reference.params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
-    assert_state_close(kind, opt, tensors, ref_states, ATOL64)
+    assert_state_close(kind, opt, tensors, reference.states, ATOL64)
     branches = opt.projection_branches()
-    assert [branches[p] for p in tensors] == ref_branches
+    assert [branches[p] for p in tensors] == reference.branches
 
 
 @pytest.mark.parametrize(("kind", "config"), CASES)
@@ -230,8 +223,7 @@ def test_mixed_dtypes_foreach_and_single_tensor(kind, config):
         )
         for i, p in zip(keep, alone, strict=True):
             assert torch.equal(paths[foreach][i], p)
-    history = []
-    reference_run(kind, arrays, grads_per_step, history=history, **core_hyper(kind, config))
+    history = reference_run(kind, arrays, grads_per_step, **core_hyper(kind, config)).history
     bounds32 = float32_bounds(history)
     for i, (multi, single) in enumerate(zip(paths[True], paths[False], strict=True)):
         multi, single = multi.detach().double().numpy(), single.detach().double().numpy()
@@ -268,8 +260,7 @@ def test_float32_close_to_reference(kind, config, foreach, grad_scale):
     tensors, _ = run_torch(
         CLASSES[kind], params, grads_per_step, dtype=torch.float32, foreach=foreach, **config
     )
-    history = []
-    reference_run(kind, params, grads_per_step, history=history, **core_hyper(kind, config))
+    history = reference_run(kind, params, grads_per_step, **core_hyper(kind, config)).history
     for p, ref, bound in zip(tensors, history[-1], float32_bounds(history), strict=True):
         np.testing.assert_allclose(p.detach().double().numpy(), ref, rtol=0, atol=bound)
 
@@ -283,8 +274,8 @@ def test_maximize_is_descent_on_negated_gradient(kind, foreach):
         CLASSES[kind], params, grads_per_step, maximize=True, foreach=foreach, **config
     )
     negated = [[-g for g in grads] for grads in grads_per_step]
-    ref_params, _, _ = reference_run(kind, params, negated, **core_hyper(kind, config))
-    for p, ref in zip(tensors, ref_params, strict=True):
+    reference = reference_run(kind, params, negated, **core_hyper(kind, config))
+    for p, ref in zip(tensors, reference.params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
 
 
@@ -296,12 +287,10 @@ def test_unprojected_buffer_matches_core(foreach, nesterov):
     tensors, opt = run_torch(
         adamp_torch.SGDP, params, grads_per_step, project_buffer=False, foreach=foreach, **config
     )
-    ref_params, ref_states, _ = reference_run(
-        "sgdp", params, grads_per_step, project_buffer=False, **config
-    )
-    for p, ref in zip(tensors, ref_params, strict=True):
+    reference = reference_run("sgdp", params, grads_per_step, project_buffer=False, **config)
+    for p, ref in zip(tensors, reference.params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), ref, rtol=0, atol=ATOL64)
-    assert_state_close("sgdp", opt, tensors, ref_states, ATOL64)
+    assert_state_close("sgdp", opt, tensors, reference.states, ATOL64)
 
 
 def test_every_branch_is_exercised():
@@ -358,13 +347,13 @@ def test_16_bit_parameters_with_a_zero_weight(kind, config, dtype, foreach):
     grads = [np.sign(g) * (0.5 + np.abs(g)) for g in grads]
     grads = [torch.tensor(g).to(dtype).double().numpy() for g in grads]
     tensors, opt = run_torch(CLASSES[kind], arrays, [grads], dtype=dtype, foreach=foreach, **config)
-    ref, _, branches = reference_run(kind, arrays, [grads], **core_hyper(kind, config))
+    reference = reference_run(kind, arrays, [grads], **core_hyper(kind, config))
     unit = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}[dtype]
-    for p, r in zip(tensors, ref, strict=True):
+    for p, r in zip(tensors, reference.params, strict=True):
         assert torch.isfinite(p).all()
         bound = 8 * unit * (np.abs(r).max() + config["lr"] * 10)
         np.testing.assert_allclose(p.detach().double().numpy(), r, rtol=0, atol=bound)
-    assert list(opt.projection_branches().values()) == branches
+    assert list(opt.projection_branches().values()) == reference.branches
 
 
 def _float16_conv_net():
@@ -402,7 +391,7 @@ def test_float16_conv_net_with_default_hyperparameters(kind, foreach):
         opt.step()
         assert all(torch.isfinite(p).all() for p in params), t
         if t == 0:
-            ref, _, _ = reference_run(kind, start, [grads], **config)
-            for p, r in zip(params, ref, strict=True):
+            reference = reference_run(kind, start, [grads], **config)
+            for p, r in zip(params, reference.params, strict=True):
                 bound = 8 * 2.0**-11 * (np.abs(r).max() + config["lr"] * 10)
                 np.testing.assert_allclose(p.detach().double().numpy(), r, rtol=0, atol=bound)

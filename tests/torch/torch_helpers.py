@@ -1,4 +1,4 @@
-"""Shared helpers of the adamp_torch tests: gradients that steer each projection branch."""
+"""Shared helpers of the adamp_torch tests: float32 error bounds, tensors from arrays."""
 
 from __future__ import annotations
 
@@ -6,50 +6,6 @@ import itertools
 
 import numpy as np
 import torch
-
-import adamp_core
-
-KINDS = ("random", "channel", "layer", "zero")
-
-
-def _orthogonal_rows(raw: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    norms = np.sum(weight * weight, axis=1, keepdims=True)
-    coef = np.sum(raw * weight, axis=1, keepdims=True) / np.where(norms > 0, norms, 1.0)
-    return raw - coef * weight
-
-
-def gradient(kind: str, raw: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``raw`` made orthogonal to each output channel ("channel"), to the whole weight
-    ("layer"), zeroed ("zero") or kept ("random"); 1-D weights only get random or zero."""
-    if kind == "zero":
-        return np.zeros_like(raw)
-    if kind == "random" or weight.ndim < 2:
-        return raw
-    rows = (weight.shape[0], -1) if kind == "channel" else (1, -1)
-    return _orthogonal_rows(raw.reshape(rows), weight.reshape(rows)).reshape(raw.shape)
-
-
-def reference_run(name, params, grads_per_step, history=None, **hyper):
-    """Run adamp_core's optimizer ``name`` ("adamp" or "sgdp") on float64 copies.
-
-    Returns (params, states, branches of the last step a parameter had a
-    gradient) as NumPy objects. A list passed as ``history`` receives the
-    parameters before the first step and after each step.
-    """
-    params = [np.asarray(p, dtype=np.float64) for p in params]
-    states = adamp_core.init_states(name, params)
-    branches = [adamp_core.Branch.NONE] * len(params)
-    if history is not None:
-        history.append(list(params))
-    for grads in grads_per_step:
-        params, states, last = adamp_core.step_params(name, params, grads, states, hyper)
-        branches = [
-            old if g is None else new for old, new, g in zip(branches, last, grads, strict=True)
-        ]
-        if history is not None:
-            history.append(list(params))
-    return params, states, branches
-
 
 FLOAT32_UNIT = 2.0**-24  # unit roundoff of float32 (round to nearest)
 ROUNDINGS_PER_STEP = 16
