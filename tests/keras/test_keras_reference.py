@@ -22,7 +22,6 @@ from keras_helpers import (
 )
 from reference_runs import Reference
 
-import adamp_core
 from adamp_core import Branch
 
 SHAPES = [(3, 3, 4, 8), (6, 5), (5,), (2, 3, 4)]
@@ -167,22 +166,17 @@ def test_configurable_channel_axis_matches_reference(form):
     }[form]
     optimizer = adamp_keras.AdamP(learning_rate=0.02, weight_decay=0.1, channel_axis=spec)
     rng = np.random.default_rng(12)
-    refs = [p.copy() for p in params]
-    states = [adamp_core.adamp_init(p) for p in refs]
-    axes = [0, 0 if form == "int" else -1]
+    reference = keras_reference(params, "adamp", lr=0.02, weight_decay=0.1)
+    axes = [{"channel_axis": 0}, {"channel_axis": 0 if form == "int" else -1}]
     for _ in range(3):
+        refs = reference.params
         grads = [steered("channel_orthogonal", refs[0], rng, 0), steered("radial", refs[1], rng)]
         optimizer.apply(
             [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
         )
-        for i, axis in enumerate(axes):
-            result = adamp_core.adamp_step(
-                refs[i], grads[i], states[i], lr=0.02, weight_decay=0.1, channel_axis=axis
-            )
-            refs[i], states[i] = result.param, result.state
-            if i == 0:
-                assert result.branch is Branch.CHANNEL
-    for v, ref in zip(variables, refs, strict=True):
+        reference.step(grads, per_param=axes)
+        assert reference.branches[0] is Branch.CHANNEL
+    for v, ref in zip(variables, reference.params, strict=True):
         np.testing.assert_allclose(to_numpy(v), ref, rtol=F32_RTOL, atol=F32_ATOL)
 
 
@@ -246,18 +240,19 @@ def test_any_channel_axis_and_degenerate_shapes_match_reference(shape, axis):
     optimizer = adamp_keras.SGDP(
         learning_rate=0.05, momentum=0.9, weight_decay=0.2, channel_axis=axis
     )
-    ref, state = params[0], adamp_core.sgdp_init(params[0])
+    reference = keras_reference(
+        params, "sgdp", lr=0.05, momentum=0.9, weight_decay=0.2, channel_axis=axis
+    )
     rng = np.random.default_rng(20)
     for step in range(3):
         kind = ["channel_orthogonal", "radial", "channel_orthogonal"][step]
-        grad = steered(kind, ref, rng, axis)
+        grad = steered(kind, reference.params[0], rng, axis)
         optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], variables)
-        result = adamp_core.sgdp_step(
-            ref, grad, state, lr=0.05, momentum=0.9, weight_decay=0.2, channel_axis=axis
+        reference.step([grad])
+        assert optimizer.projection_branches()[variables[0].path] is reference.branches[0]
+        np.testing.assert_allclose(
+            to_numpy(variables[0]), reference.params[0], rtol=F32_RTOL, atol=F32_ATOL
         )
-        ref, state = result.param, result.state
-        assert optimizer.projection_branches()[variables[0].path] is result.branch
-        np.testing.assert_allclose(to_numpy(variables[0]), ref, rtol=F32_RTOL, atol=F32_ATOL)
 
 
 def _grad_with_cosines(param, cosines, norm, rng):
