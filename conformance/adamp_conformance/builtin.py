@@ -14,6 +14,7 @@ is asked for (:class:`Unavailable` says why). Names:
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -163,17 +164,21 @@ def _adamp_keras(backend: str | None) -> Callable[[], Adapter]:
     return make
 
 
-def _authors() -> Adapter:
-    import adamp
+def _published(package: str, description: str) -> Callable[[], Adapter]:
+    """A package exporting ``AdamP`` and ``SGDP`` torch optimizers at its top level."""
 
-    return torch_adapter(
-        "adamp",
-        adamp=adamp.AdamP,
-        sgdp=adamp.SGDP,
-        fixed={"project_buffer": True},
-        versions=lambda: {"adamp": package_version("adamp"), "torch": package_version("torch")},
-        description="the authors' adamp (clovaai)",
-    )
+    def make() -> Adapter:
+        module = importlib.import_module(package)
+        return torch_adapter(
+            package,
+            adamp=module.AdamP,
+            sgdp=module.SGDP,
+            fixed={"project_buffer": True},
+            versions=lambda: {package: package_version(package), "torch": package_version("torch")},
+            description=description,
+        )
+
+    return make
 
 
 def _load_timm_optim():
@@ -218,38 +223,6 @@ def _timm() -> Adapter:
     )
 
 
-def _pytorch_optimizer() -> Adapter:
-    import pytorch_optimizer
-
-    return torch_adapter(
-        "pytorch_optimizer",
-        adamp=pytorch_optimizer.AdamP,
-        sgdp=pytorch_optimizer.SGDP,
-        fixed={"project_buffer": True},
-        versions=lambda: {
-            "pytorch_optimizer": package_version("pytorch_optimizer"),
-            "torch": package_version("torch"),
-        },
-        description="pytorch_optimizer.AdamP / SGDP",
-    )
-
-
-def _torch_optimizer() -> Adapter:
-    import torch_optimizer
-
-    return torch_adapter(
-        "torch_optimizer",
-        adamp=torch_optimizer.AdamP,
-        sgdp=torch_optimizer.SGDP,
-        fixed={"project_buffer": True},
-        versions=lambda: {
-            "torch_optimizer": package_version("torch_optimizer"),
-            "torch": package_version("torch"),
-        },
-        description="torch_optimizer.AdamP / SGDP",
-    )
-
-
 _TORCH_BUILTIN = (
     "adamp_torch",
     "adamp_torch-foreach",
@@ -272,10 +245,10 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
     "adamp_keras-tensorflow": _adamp_keras("tensorflow"),
     "adamp_keras-jax": _adamp_keras("jax"),
     "adamp_keras-torch": _adamp_keras("torch"),
-    "adamp": _authors,
+    "adamp": _published("adamp", "the authors' adamp (clovaai)"),
     "timm": _timm,
-    "pytorch_optimizer": _pytorch_optimizer,
-    "torch_optimizer": _torch_optimizer,
+    "pytorch_optimizer": _published("pytorch_optimizer", "pytorch_optimizer.AdamP / SGDP"),
+    "torch_optimizer": _published("torch_optimizer", "torch_optimizer.AdamP / SGDP"),
 }
 
 
