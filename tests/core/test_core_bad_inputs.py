@@ -7,17 +7,15 @@ import re
 
 import numpy as np
 import pytest
-from bad_inputs import ADAMP_ARGS, DTYPE_ROWS, SGDP_ARGS, VALID, cases, dtype_message, message
+from bad_inputs import ADAMP_ARGS, DTYPE_ROWS, SGDP_ARGS, VALID, bad_rows, dtype_message, refusal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adamp_core
 
-STEPS = {"adamp": adamp_core.adamp_step, "sgdp": adamp_core.sgdp_step}
-INITS = {"adamp": adamp_core.adamp_init, "sgdp": adamp_core.sgdp_init}
 VALIDATORS = {"adamp": adamp_core.validate_adamp, "sgdp": adamp_core.validate_sgdp}
 ARGS = {"adamp": ADAMP_ARGS, "sgdp": SGDP_ARGS}
-ALL = [(kind, *row) for kind in ("adamp", "sgdp") for row in cases(ARGS[kind])]
+ALL = bad_rows(ARGS)
 
 
 def valid_kwargs(kind: str) -> dict:
@@ -25,14 +23,13 @@ def valid_kwargs(kind: str) -> dict:
 
 
 def run_step(kind: str, param, grad, **kwargs):
-    return STEPS[kind](param, grad, INITS[kind](np.ones(np.shape(param))), **kwargs)
+    optimizer = adamp_core.OPTIMIZERS[kind]
+    return optimizer.step(param, grad, optimizer.init(np.ones(np.shape(param))), **kwargs)
 
 
-@pytest.mark.parametrize(
-    ("kind", "arg", "value", "tail"), [c[:4] for c in ALL], ids=[f"{c[0]}-{c[4]}" for c in ALL]
-)
+@pytest.mark.parametrize(("kind", "arg", "value", "tail"), ALL)
 def test_bad_hyperparameter_is_refused_with_its_name(kind, arg, value, tail):
-    expected = f"^{re.escape(message(arg, arg, tail))}$"
+    expected = refusal(arg, arg, tail)
     with pytest.raises(ValueError, match=expected):
         VALIDATORS[kind](**{**valid_kwargs(kind), arg: value})
     with pytest.raises(ValueError, match=expected):
@@ -55,18 +52,19 @@ def test_scalar_arrays_are_accepted_as_their_value(kind, wrap):
 def test_parameters_of_undefined_dtype_are_refused(kind, dtype):
     bad = np.ones((2, 3), dtype=dtype)
     good = np.ones((2, 3))
+    optimizer = adamp_core.OPTIMIZERS[kind]
     with pytest.raises(
         ValueError, match=re.escape(dtype_message(f"{kind}_init", "a parameter", dtype))
     ):
-        INITS[kind](bad)
+        optimizer.init(bad)
     with pytest.raises(
         ValueError, match=re.escape(dtype_message(f"{kind}_step", "a parameter", dtype))
     ):
-        STEPS[kind](bad, good, INITS[kind](good), lr=0.1)
+        optimizer.step(bad, good, optimizer.init(good), lr=0.1)
     with pytest.raises(
         ValueError, match=re.escape(dtype_message(f"{kind}_step", "a gradient", dtype))
     ):
-        STEPS[kind](good, bad, INITS[kind](good), lr=0.1)
+        optimizer.step(good, bad, optimizer.init(good), lr=0.1)
 
 
 def test_complex_gradient_is_not_silently_made_real():

@@ -11,9 +11,12 @@ parameter dtypes the algorithm does not define, refused with ``dtype_message``.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 import numpy as np
+import pytest
 
 NONNEG = "a finite number >= 0"
 POSITIVE = "a finite number > 0"
@@ -91,3 +94,30 @@ def cases(args: tuple[str, ...]) -> list:
     return [
         (arg, value, tail, f"{arg}-{row_id}") for arg in args for row_id, value, tail in VALUE_ROWS
     ]
+
+
+def bad_rows(
+    args_by_kind: Mapping[str, Sequence[str]], keep: Callable[[str, object], bool] | None = None
+) -> list:
+    """``pytest.param(kind, arg, value, tail)`` per optimizer kind, argument and bad value
+    (those ``keep(arg, value)`` accepts), with ids ``<kind>-<arg>-<row id>``."""
+    return [
+        pytest.param(kind, arg, value, tail, id=f"{kind}-{row_id}")
+        for kind, args in args_by_kind.items()
+        for arg, value, tail, row_id in cases(args)
+        if keep is None or keep(arg, value)
+    ]
+
+
+def refusal(name: str, canonical: str, tail: str) -> str:
+    """:func:`message` as an anchored pattern for ``pytest.raises(match=...)``."""
+    return f"^{re.escape(message(name, canonical, tail))}$"
+
+
+def float32_forms(values: Mapping[str, float], wrap: Callable) -> tuple[dict, dict]:
+    """``values`` rounded to float32, as Python floats and as ``wrap`` makes them (a 0-d
+    array or tensor): two spellings of the same numbers, which must step alike."""
+    return (
+        {k: float(np.float32(v)) for k, v in values.items()},
+        {k: wrap(np.float32(v)) for k, v in values.items()},
+    )
