@@ -16,9 +16,13 @@ The module imports no optax: ``adamp_keras`` calls it on the Keras JAX backend.
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
 
-from adamp_jax._common import compute_dtype
+from adamp_jax._base import compute_dtype
 from adamp_jax._projection import (
     barrier,
     channel_sum,
@@ -31,6 +35,34 @@ from adamp_jax._projection import (
 __all__ = ["adamp_leaf_step", "sgdp_leaf_step"]
 
 
+class AdamScalars(NamedTuple):
+    """β₁, β₂, sqrt(1 - β₂ᵗ) and ε in the compute dtype (a pytree: barriers pass it through)."""
+
+    beta1: jax.Array
+    beta2: jax.Array
+    sqrt_bc2: jax.Array
+    eps: jax.Array
+
+
+def _adam_moments(grad, mu, nu, k: AdamScalars, dtype):
+    """(g, m, v) in the compute dtype: m = β₁ mu + (1 - β₁) g, v = β₂ nu + (1 - β₂) g²."""
+    g = grad.astype(dtype)
+    m = k.beta1 * mu.astype(dtype) + (1 - k.beta1) * g
+    v = k.beta2 * nu.astype(dtype) + (1 - k.beta2) * jnp.square(g)
+    return g, m, v
+
+
+def _adam_direction(param, grad, mu, nu, m, v, k: AdamScalars, *, nesterov: bool, dtype):
+    """(w, u) in the compute dtype. A moment stored in the compute dtype is read back
+    (m, v); one stored narrower (bfloat16) is recomputed from the old moment and the
+    gradient, which reads less than a float32 copy and keeps u unrounded."""
+    g, m_new, v_new = _adam_moments(grad, mu, nu, k, dtype)
+    m = m if mu.dtype == dtype else m_new
+    v = v if nu.dtype == dtype else v_new
+    numerator = k.beta1 * m + (1 - k.beta1) * g if nesterov else m
+    return param.astype(dtype), numerator / (jnp.sqrt(v) / k.sqrt_bc2 + k.eps)
+
+
 def adamp_leaf_step(param, grad, mu, nu, count, *, axis, lam, b1, b2, eps, delta, wd_ratio,
                     nesterov: bool):  # fmt: skip
     """``(s, new mu, new nu, branch)`` of one AdamP step; ``count`` is t (>= 1), ``lam``
@@ -38,30 +70,13 @@ def adamp_leaf_step(param, grad, mu, nu, count, *, axis, lam, b1, b2, eps, delta
     dtype = compute_dtype(param.dtype)
     beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
     t = jnp.asarray(count).astype(dtype)
-    bc1, sqrt_bc2 = 1 - beta1**t, jnp.sqrt(1 - beta2**t)
+    bc1 = 1 - beta1**t
+    k = AdamScalars(beta1, beta2, jnp.sqrt(1 - beta2**t), jnp.asarray(eps, dtype))
     lam = jnp.asarray(lam, dtype)
-
-    def moments(grad, mu, nu, beta1, beta2):
-        g = grad.astype(dtype)
-        m = beta1 * mu.astype(dtype) + (1 - beta1) * g
-        v = beta2 * nu.astype(dtype) + (1 - beta2) * jnp.square(g)
-        return g, m, v
-
-    _, m, v = moments(grad, mu, nu, beta1, beta2)
+    _, m, v = _adam_moments(grad, mu, nu, k, dtype)
     new_mu, new_nu = m.astype(mu.dtype), v.astype(nu.dtype)
-
-    def direction(param, grad, mu, nu, m, v, beta1, beta2, sqrt_bc2, eps):
-        """(w, u) in the compute dtype. A moment stored in the compute dtype
-        is read back (m, v); one stored narrower (bfloat16) is recomputed
-        from the old moment and the gradient, which reads less than a
-        float32 copy and keeps u unrounded."""
-        g, m_new, v_new = moments(grad, mu, nu, beta1, beta2)
-        m = m if mu.dtype == dtype else m_new
-        v = v if nu.dtype == dtype else v_new
-        numerator = beta1 * m + (1 - beta1) * g if nesterov else m
-        return param.astype(dtype), numerator / (jnp.sqrt(v) / sqrt_bc2 + eps)
-
-    sources = (param, grad, mu, nu, m, v, beta1, beta2, sqrt_bc2, jnp.asarray(eps, dtype))
+    direction = functools.partial(_adam_direction, nesterov=nesterov, dtype=dtype)
+    sources = (param, grad, mu, nu, m, v, k)
     if not is_projected(param, axis):
         p, u = direction(*sources)
         return u / bc1 + lam * p, new_mu, new_nu, jnp.zeros([], jnp.int32)
@@ -87,6 +102,22 @@ def adamp_leaf_step(param, grad, mu, nu, count, *, axis, lam, b1, b2, eps, delta
     return step, new_mu, new_nu, decision.branch
 
 
+class SgdScalars(NamedTuple):
+    """μ and 1 - τ in the compute dtype."""
+
+    momentum: jax.Array
+    damp: jax.Array
+
+
+def _sgd_trace_and_direction(param, grad, buf, b, k: SgdScalars, *, nesterov, stored, dtype):
+    """(w, b, d) in the compute dtype, d = g + μ b (Nesterov) or b. ``b`` None (or a
+    trace not ``stored`` in the compute dtype): b = μ buf + (1 - τ) g, recomputed."""
+    g = grad.astype(dtype)
+    if b is None or not stored:
+        b = k.momentum * buf.astype(dtype) + k.damp * g
+    return param.astype(dtype), b, (g + k.momentum * b if nesterov else b)
+
+
 def sgdp_leaf_step(param, grad, buf, *, axis, lam, momentum, dampening, nesterov: bool,
                    keep_projected: bool, eps, delta, wd_ratio):  # fmt: skip
     """``(s, new buffer, branch)`` of one SGDP step. ``keep_projected``: the new buffer
@@ -100,15 +131,11 @@ def sgdp_leaf_step(param, grad, buf, *, axis, lam, momentum, dampening, nesterov
     # read the stored b back; a narrower (bfloat16) trace is recomputed from
     # the old one instead, which keeps the step unrounded.
     stored = buf.dtype == dtype
-
-    def trace_and_direction(param, grad, buf, b, mu, damp):
-        """(w, b, d) in the compute dtype, d = g + μ b (Nesterov) or b."""
-        g = grad.astype(dtype)
-        if b is None or not stored:
-            b = mu * buf.astype(dtype) + damp * g
-        return param.astype(dtype), b, (g + mu * b if nesterov else b)
-
-    p, b, direction = trace_and_direction(param, grad, buf, None, mu, damp)
+    trace_and_direction = functools.partial(
+        _sgd_trace_and_direction, nesterov=nesterov, stored=stored, dtype=dtype
+    )
+    k = SgdScalars(mu, damp)
+    p, b, direction = trace_and_direction(param, grad, buf, None, k)
     if not is_projected(param, axis):
         return direction + (lam / (1 - mu)) * p, b.astype(buf.dtype), jnp.zeros([], jnp.int32)
     # w·d by linearity, so that d never has to exist as an array:
@@ -139,7 +166,7 @@ def sgdp_leaf_step(param, grad, buf, *, axis, lam, momentum, dampening, nesterov
     # The final pass gets its own copies of its inputs (no conversion or
     # broadcast shared with the passes above); it reads the stored trace
     # back, or recomputes a narrower one.
-    *final_sources, coef = barrier((param, grad, buf, b, mu, damp, coef))
+    *final_sources, coef = barrier((param, grad, buf, b, k, coef))
     p, b, direction = trace_and_direction(*final_sources)
     projected = b if keep_projected and stored else direction - p * coef
     step = projected + (lam * decision.wd_ratio / (1 - mu)) * p

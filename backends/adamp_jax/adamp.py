@@ -19,6 +19,7 @@ the transformation because r depends on the projection.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,17 +27,20 @@ import jax
 import jax.numpy as jnp
 import optax
 from optax import tree as otu
-from optax._src import base, numerics, utils
 
-from adamp_jax._common import (
+from adamp_jax._base import (
     ChannelAxis,
+    canonical_dtype,
     check_leaf_dtypes,
     compute_dtype,
     leaf_axes,
+    leaf_decay,
     leaf_masks,
     require_params,
+    schedule_value,
     unflatten_columns,
     validate,
+    zeros_branch,
 )
 from adamp_jax._steps import adamp_leaf_step
 
@@ -49,31 +53,37 @@ class ScaleByAdamPState(NamedTuple):
     """State of :func:`scale_by_adamp`."""
 
     count: jax.Array  # shape=(), int32: steps taken
-    mu: base.Updates  # first moment m (dtype mu_dtype or the params')
-    nu: base.Updates  # second moment v
-    branch: base.Updates  # int32 scalar per leaf: adamp_core.Branch of the last step
+    mu: optax.Updates  # first moment m (dtype mu_dtype or the params')
+    nu: optax.Updates  # second moment v
+    branch: optax.Updates  # int32 scalar per leaf: adamp_core.Branch of the last step
 
 
-def _zeros_branch(params):
-    return jax.tree.map(lambda _: jnp.zeros([], jnp.int32), params)
+class AdamPHyperparams(NamedTuple):
+    """The arguments of :func:`scale_by_adamp` that its update reads."""
 
-
-def _schedule_value(value, count):
-    return value(count) if callable(value) else value
+    b1: jax.typing.ArrayLike
+    b2: jax.typing.ArrayLike
+    eps: jax.typing.ArrayLike
+    weight_decay: optax.ScalarOrSchedule
+    delta: jax.typing.ArrayLike
+    wd_ratio: jax.typing.ArrayLike
+    nesterov: bool
+    channel_axis: ChannelAxis
+    mask: Any
 
 
 def scale_by_adamp(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
-    weight_decay: base.ScalarOrSchedule = 0.0,
+    weight_decay: optax.ScalarOrSchedule = 0.0,
     delta: jax.typing.ArrayLike = 0.1,
     wd_ratio: jax.typing.ArrayLike = 0.1,
     nesterov: bool = False,
     channel_axis: ChannelAxis = -1,
     mu_dtype: Any | None = None,
-    mask: Any | Callable[[base.Params], Any] | None = None,
-) -> base.GradientTransformation:
+    mask: Any | Callable[[optax.Params], Any] | None = None,
+) -> optax.GradientTransformation:
     """AdamP's direction plus its projection-aware decoupled weight decay.
 
     Args:
@@ -106,59 +116,65 @@ def scale_by_adamp(
         },
         _NAMES,
     )
-    mu_dtype = utils.canonicalize_dtype(mu_dtype)
+    hyper = AdamPHyperparams(
+        b1, b2, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis, mask
+    )
+    return optax.GradientTransformation(
+        functools.partial(_init, mu_dtype=canonical_dtype(mu_dtype)),
+        functools.partial(_update, hyper=hyper),
+    )
 
-    def init_fn(params):
-        check_leaf_dtypes(params, "scale_by_adamp")
-        return ScaleByAdamPState(
-            count=jnp.zeros([], jnp.int32),
-            mu=otu.zeros_like(params, dtype=mu_dtype),
-            nu=otu.zeros_like(params),
-            branch=_zeros_branch(params),
-        )
 
-    def update_fn(updates, state, params=None):
-        require_params(params, "scale_by_adamp", updates)
-        leaves, treedef = jax.tree.flatten(params)
-        grads = treedef.flatten_up_to(updates)
-        mus = treedef.flatten_up_to(state.mu)
-        nus = treedef.flatten_up_to(state.nu)
-        axes = leaf_axes(channel_axis, params)
-        masks = leaf_masks(mask, params)
-        count_inc = numerics.safe_increment(state.count)
-        decay = _schedule_value(weight_decay, state.count)
-        out = [
-            _leaf_step(p, g, m, v, count_inc, axis, keep, decay)
-            for p, g, m, v, axis, keep in zip(leaves, grads, mus, nus, axes, masks, strict=True)
-        ]
-        new_updates, mu, nu, branch = unflatten_columns(treedef, out, 4)
-        return new_updates, ScaleByAdamPState(count=count_inc, mu=mu, nu=nu, branch=branch)
+def _init(params, *, mu_dtype) -> ScaleByAdamPState:
+    check_leaf_dtypes(params, "scale_by_adamp")
+    return ScaleByAdamPState(
+        count=jnp.zeros([], jnp.int32),
+        mu=otu.zeros_like(params, dtype=mu_dtype),
+        nu=otu.zeros_like(params),
+        branch=zeros_branch(params),
+    )
 
-    def _leaf_step(param, grad, mu, nu, count, axis, keep, decay):
-        dtype = compute_dtype(param.dtype)
-        lam = jnp.asarray(decay, dtype) * jnp.asarray(keep, dtype)
-        step, new_mu, new_nu, branch = adamp_leaf_step(
-            param, grad, mu, nu, count, axis=axis, lam=lam, b1=b1, b2=b2, eps=eps, delta=delta,
-            wd_ratio=wd_ratio, nesterov=nesterov,
-        )  # fmt: skip
-        return step.astype(param.dtype), new_mu, new_nu, branch
 
-    return base.GradientTransformation(init_fn, update_fn)
+def _update(updates, state, params=None, *, hyper: AdamPHyperparams):
+    require_params(params, "scale_by_adamp", updates)
+    leaves, treedef = jax.tree.flatten(params)
+    count = optax.safe_increment(state.count)
+    decay = schedule_value(hyper.weight_decay, state.count)
+    columns = zip(
+        leaves,
+        *(treedef.flatten_up_to(tree) for tree in (updates, state.mu, state.nu)),
+        leaf_axes(hyper.channel_axis, params),
+        leaf_masks(hyper.mask, params),
+        strict=True,
+    )
+    rows = [_leaf_update(*column, count, decay, hyper) for column in columns]
+    steps, mu, nu, branch = unflatten_columns(treedef, rows, 4)
+    return steps, ScaleByAdamPState(count=count, mu=mu, nu=nu, branch=branch)
+
+
+def _leaf_update(param, grad, mu, nu, axis, keep, count, decay, hyper: AdamPHyperparams):
+    """One leaf's (update, new mu, new nu, branch); the update in the parameter's dtype."""
+    step, new_mu, new_nu, branch = adamp_leaf_step(
+        param, grad, mu, nu, count, axis=axis,
+        lam=leaf_decay(decay, keep, compute_dtype(param.dtype)), b1=hyper.b1, b2=hyper.b2,
+        eps=hyper.eps, delta=hyper.delta, wd_ratio=hyper.wd_ratio, nesterov=hyper.nesterov,
+    )  # fmt: skip
+    return step.astype(param.dtype), new_mu, new_nu, branch
 
 
 def adamp(
-    learning_rate: base.ScalarOrSchedule,
+    learning_rate: optax.ScalarOrSchedule,
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
-    weight_decay: base.ScalarOrSchedule = 0.0,
+    weight_decay: optax.ScalarOrSchedule = 0.0,
     delta: jax.typing.ArrayLike = 0.1,
     wd_ratio: jax.typing.ArrayLike = 0.1,
     nesterov: bool = False,
     channel_axis: ChannelAxis = -1,
     mu_dtype: Any | None = None,
-    mask: Any | Callable[[base.Params], Any] | None = None,
-) -> base.GradientTransformationExtraArgs:
+    mask: Any | Callable[[optax.Params], Any] | None = None,
+) -> optax.GradientTransformationExtraArgs:
     """AdamP (Heo et al., ICLR 2021): Adam whose updates of scale-invariant weights
     lose their radial component, with decoupled, projection-aware weight decay.
 

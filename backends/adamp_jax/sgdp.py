@@ -19,6 +19,7 @@ projected u; ``project_buffer=False`` keeps b unprojected (timm's choice).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,18 +27,21 @@ import jax
 import jax.numpy as jnp
 import optax
 from optax import tree as otu
-from optax._src import base, numerics, utils
 
 from adamp_core import check_bool
-from adamp_jax._common import (
+from adamp_jax._base import (
     ChannelAxis,
+    canonical_dtype,
     check_leaf_dtypes,
     compute_dtype,
     leaf_axes,
+    leaf_decay,
     leaf_masks,
     require_params,
+    schedule_value,
     unflatten_columns,
     validate,
+    zeros_branch,
 )
 from adamp_jax._steps import sgdp_leaf_step
 
@@ -50,14 +54,29 @@ class ScaleBySGDPState(NamedTuple):
     """State of :func:`scale_by_sgdp`."""
 
     count: jax.Array  # shape=(), int32: steps taken (drives a weight-decay schedule)
-    trace: base.Updates  # momentum buffer b (dtype accumulator_dtype or the params')
-    branch: base.Updates  # int32 scalar per leaf: adamp_core.Branch of the last step
+    trace: optax.Updates  # momentum buffer b (dtype accumulator_dtype or the params')
+    branch: optax.Updates  # int32 scalar per leaf: adamp_core.Branch of the last step
+
+
+class SGDPHyperparams(NamedTuple):
+    """The arguments of :func:`scale_by_sgdp` that its update reads."""
+
+    momentum: jax.typing.ArrayLike
+    dampening: jax.typing.ArrayLike
+    weight_decay: optax.ScalarOrSchedule
+    nesterov: bool
+    keep_projected: bool  # project_buffer without Nesterov: the trace is the projected step
+    eps: jax.typing.ArrayLike
+    delta: jax.typing.ArrayLike
+    wd_ratio: jax.typing.ArrayLike
+    channel_axis: ChannelAxis
+    mask: Any
 
 
 def scale_by_sgdp(
     momentum: jax.typing.ArrayLike = 0.0,
     dampening: jax.typing.ArrayLike = 0.0,
-    weight_decay: base.ScalarOrSchedule = 0.0,
+    weight_decay: optax.ScalarOrSchedule = 0.0,
     nesterov: bool = False,
     eps: jax.typing.ArrayLike = 1e-8,
     delta: jax.typing.ArrayLike = 0.1,
@@ -65,8 +84,8 @@ def scale_by_sgdp(
     channel_axis: ChannelAxis = -1,
     project_buffer: bool = True,
     accumulator_dtype: Any | None = None,
-    mask: Any | Callable[[base.Params], Any] | None = None,
-) -> base.GradientTransformation:
+    mask: Any | Callable[[optax.Params], Any] | None = None,
+) -> optax.GradientTransformation:
     """SGDP's momentum direction plus its projection-aware decoupled weight decay.
 
     Args:
@@ -103,51 +122,59 @@ def scale_by_sgdp(
         _NAMES,
     )
     check_bool("project_buffer", project_buffer)
-    accumulator_dtype = utils.canonicalize_dtype(accumulator_dtype)
-    keep_projected = project_buffer and not nesterov
+    check_bool("project_buffer", project_buffer)
+    hyper = SGDPHyperparams(
+        momentum, dampening, weight_decay, nesterov, project_buffer and not nesterov, eps,
+        delta, wd_ratio, channel_axis, mask,
+    )  # fmt: skip
+    return optax.GradientTransformation(
+        functools.partial(_init, accumulator_dtype=canonical_dtype(accumulator_dtype)),
+        functools.partial(_update, hyper=hyper),
+    )
 
-    def init_fn(params):
-        check_leaf_dtypes(params, "scale_by_sgdp")
-        return ScaleBySGDPState(
-            count=jnp.zeros([], jnp.int32),
-            trace=otu.zeros_like(params, dtype=accumulator_dtype),
-            branch=jax.tree.map(lambda _: jnp.zeros([], jnp.int32), params),
-        )
 
-    def update_fn(updates, state, params=None):
-        require_params(params, "scale_by_sgdp", updates)
-        leaves, treedef = jax.tree.flatten(params)
-        grads = treedef.flatten_up_to(updates)
-        traces = treedef.flatten_up_to(state.trace)
-        axes = leaf_axes(channel_axis, params)
-        masks = leaf_masks(mask, params)
-        decay = weight_decay(state.count) if callable(weight_decay) else weight_decay
-        out = [
-            _leaf_step(p, g, b, axis, keep, decay)
-            for p, g, b, axis, keep in zip(leaves, grads, traces, axes, masks, strict=True)
-        ]
-        new_updates, trace, branch = unflatten_columns(treedef, out, 3)
-        count = numerics.safe_increment(state.count)
-        return new_updates, ScaleBySGDPState(count=count, trace=trace, branch=branch)
+def _init(params, *, accumulator_dtype) -> ScaleBySGDPState:
+    check_leaf_dtypes(params, "scale_by_sgdp")
+    return ScaleBySGDPState(
+        count=jnp.zeros([], jnp.int32),
+        trace=otu.zeros_like(params, dtype=accumulator_dtype),
+        branch=zeros_branch(params),
+    )
 
-    def _leaf_step(param, grad, buf, axis, keep, decay):
-        dtype = compute_dtype(param.dtype)
-        lam = jnp.asarray(decay, dtype) * jnp.asarray(keep, dtype)
-        step, new_buf, branch = sgdp_leaf_step(
-            param, grad, buf, axis=axis, lam=lam, momentum=momentum, dampening=dampening,
-            nesterov=nesterov, keep_projected=keep_projected, eps=eps, delta=delta,
-            wd_ratio=wd_ratio,
-        )  # fmt: skip
-        return step.astype(param.dtype), new_buf, branch
 
-    return base.GradientTransformation(init_fn, update_fn)
+def _update(updates, state, params=None, *, hyper: SGDPHyperparams):
+    require_params(params, "scale_by_sgdp", updates)
+    leaves, treedef = jax.tree.flatten(params)
+    decay = schedule_value(hyper.weight_decay, state.count)
+    columns = zip(
+        leaves,
+        *(treedef.flatten_up_to(tree) for tree in (updates, state.trace)),
+        leaf_axes(hyper.channel_axis, params),
+        leaf_masks(hyper.mask, params),
+        strict=True,
+    )
+    rows = [_leaf_update(*column, decay, hyper) for column in columns]
+    steps, trace, branch = unflatten_columns(treedef, rows, 3)
+    count = optax.safe_increment(state.count)
+    return steps, ScaleBySGDPState(count=count, trace=trace, branch=branch)
+
+
+def _leaf_update(param, grad, buf, axis, keep, decay, hyper: SGDPHyperparams):
+    """One leaf's (update, new trace, branch); the update in the parameter's dtype."""
+    step, new_buf, branch = sgdp_leaf_step(
+        param, grad, buf, axis=axis, lam=leaf_decay(decay, keep, compute_dtype(param.dtype)),
+        momentum=hyper.momentum, dampening=hyper.dampening, nesterov=hyper.nesterov,
+        keep_projected=hyper.keep_projected, eps=hyper.eps, delta=hyper.delta,
+        wd_ratio=hyper.wd_ratio,
+    )  # fmt: skip
+    return step.astype(param.dtype), new_buf, branch
 
 
 def sgdp(
-    learning_rate: base.ScalarOrSchedule,
+    learning_rate: optax.ScalarOrSchedule,
     momentum: jax.typing.ArrayLike = 0.0,
     dampening: jax.typing.ArrayLike = 0.0,
-    weight_decay: base.ScalarOrSchedule = 0.0,
+    weight_decay: optax.ScalarOrSchedule = 0.0,
     nesterov: bool = False,
     eps: jax.typing.ArrayLike = 1e-8,
     delta: jax.typing.ArrayLike = 0.1,
@@ -155,8 +182,8 @@ def sgdp(
     channel_axis: ChannelAxis = -1,
     project_buffer: bool = True,
     accumulator_dtype: Any | None = None,
-    mask: Any | Callable[[base.Params], Any] | None = None,
-) -> base.GradientTransformationExtraArgs:
+    mask: Any | Callable[[optax.Params], Any] | None = None,
+) -> optax.GradientTransformationExtraArgs:
     """SGDP (Heo et al., ICLR 2021): momentum SGD whose updates of scale-invariant
     weights lose their radial component, with decoupled, projection-aware decay.
 

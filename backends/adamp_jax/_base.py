@@ -8,7 +8,9 @@
   and ``None`` gradient leaves (at ``update``), naming the leaf;
 - resolving the per-leaf channel axis and weight-decay mask;
 - the compute dtype of a leaf (at least float32, so bfloat16 reductions are
-  accumulated in float32).
+  accumulated in float32);
+- the small pieces both build their state and update from (zero branch codes,
+  a schedule's value at the count, one leaf's masked decay).
 """
 
 from __future__ import annotations
@@ -31,13 +33,17 @@ from adamp_core import (
 
 __all__ = [
     "ChannelAxis",
+    "canonical_dtype",
     "check_leaf_dtypes",
     "compute_dtype",
     "leaf_axes",
+    "leaf_decay",
     "leaf_masks",
     "require_params",
+    "schedule_value",
     "unflatten_columns",
     "validate",
+    "zeros_branch",
 ]
 
 # An int, None (never project), a callable leaf -> int | None, or a pytree of those.
@@ -190,3 +196,23 @@ def leaf_masks(mask: Any | Callable[[Any], Any] | None, params) -> list:
                 f"False (or a bool array): True applies weight decay, got {value!r}"
             )
     return masks
+
+
+def zeros_branch(params):
+    """One int32 branch code (adamp_core.Branch) per leaf, all NONE."""
+    return jax.tree.map(lambda _: jnp.zeros([], jnp.int32), params)
+
+
+def schedule_value(value, count):
+    """A number, or a schedule's value at ``count``."""
+    return value(count) if callable(value) else value
+
+
+def canonical_dtype(dtype):
+    """``dtype`` as JAX canonicalises it (float64 -> float32 without x64); None stays None."""
+    return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
+
+
+def leaf_decay(decay, keep, dtype):
+    """λ of one leaf in its compute dtype: 0 where the weight-decay mask leaves it out."""
+    return jnp.asarray(decay, dtype) * jnp.asarray(keep, dtype)
