@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.fx.experimental import _config as fx_config
 
+from adamp_torch._cache import cached
 from adamp_torch._functional import (
     Bucket,
     ProjectionArgs,
@@ -399,13 +400,12 @@ def write_back(targets: list[Tensor], values: Tensor) -> None:
 def per_element(values: Tensor, targets: list[Tensor], cache: dict | None) -> Tensor:
     """An (N,) per-tensor vector repeated over each tensor's elements (a cached gather)."""
     counts = tuple(t.numel() for t in targets)
-    key = ("fused-owner", values.device, counts)
-    owner = cache.get(key) if cache is not None else None
-    if owner is None:  # (repeat_interleave costs milliseconds on the CPU)
+
+    def build() -> Tensor:  # (repeat_interleave costs milliseconds on the CPU)
         owner = torch.arange(len(counts)).repeat_interleave(torch.tensor(counts))
-        owner = owner.to(values.device, non_blocking=True)
-        if cache is not None:
-            cache[key] = owner
+        return owner.to(values.device, non_blocking=True)
+
+    owner = cached(cache, "owner", values, counts, build)
     return values[owner]
 
 
