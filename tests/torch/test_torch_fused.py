@@ -1,5 +1,6 @@
 """fused=True: refusals, GradScaler's grad_scale/found_inf, checkpoints across the three
-paths and adamp 0.3.0, and no recompilation once compiled.
+paths and adamp 0.3.0, and no recompilation once compiled; each on both CPU
+implementations (the multi-tensor kernel and Inductor's per-tensor kernels).
 
 The fused path's numbers against the reference are checked with the other paths in
 test_torch_reference.py (foreach="fused" there). Compiling costs seconds per
@@ -21,6 +22,16 @@ import torch
 from adamp_torch import _fused
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, params=["cpu-kernel", "inductor"])
+def fused_implementation(request, monkeypatch):
+    """Every test runs on both CPU implementations of the fused step: the multi-tensor
+    kernel and Inductor's per-tensor kernels (the code CUDA runs)."""
+    monkeypatch.setattr(_fused, "CPU_KERNEL", request.param == "cpu-kernel")
+    return request.param
+
+
 CLASSES = [adamp_torch.AdamP, adamp_torch.SGDP]
 KWARGS = {
     adamp_torch.AdamP: dict(lr=0.1, weight_decay=0.1),
@@ -95,8 +106,8 @@ def test_fused_refuses_unsupported_dtype_and_device(cls):
 def test_fused_without_a_cpp_compiler_names_the_working_path(monkeypatch):
     monkeypatch.setattr(_fused, "_cpp_compiler", lambda: None)
     message = (
-        "AdamP(fused=True) on the CPU needs a C++ compiler (Inductor generates the step as "
-        "C++), and none was found: install g++ or set CXX; or use fused=False"
+        "AdamP(fused=True) on the CPU needs a C++ compiler (the step is compiled C++ there), "
+        "and none was found: install g++ or set CXX; or use fused=False"
     )
     with pytest.raises(RuntimeError, match=re.escape(message)):
         adamp_torch.AdamP(params64(), fused=True)
