@@ -466,11 +466,7 @@ def adamp_fused(
     bias1, sqrt_bias2 = 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
     lr_t = _vector(lr, like)
     step_size = lr_t * sqrt_bias2 / bias1  # u uses sqrt(b2)·m / (sqrt(v) + ε·sqrt(b2))
-    shift = (eps * sqrt_bias2).to(dtype)
     decay_rate = lr_t * weight_decay if weight_decay != 0 else None
-    # 1 - β from the Python floats: in float32, 1 - float32(0.999) is off by 1.3e-5 relative
-    c1, c2 = _full(1.0 - beta1, dtype, device), _full(1.0 - beta2, dtype, device)
-    b2 = _full(beta2, dtype, device)
     k, pending = bucket.n_projected, []
     if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
         views = bucket_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
@@ -488,6 +484,10 @@ def adamp_fused(
         )
         finish(pending)
         return
+    shift = (eps * sqrt_bias2).to(dtype)
+    # 1 - β from the Python floats: in float32, 1 - float32(0.999) is off by 1.3e-5 relative
+    c1, c2 = _full(1.0 - beta1, dtype, device), _full(1.0 - beta2, dtype, device)
+    b2 = _full(beta2, dtype, device)
     # flags as tensors (only elementwise selects depend on them): one compilation
     flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
     if k and not bucket.groups:  # each tensor decides alone: one call per tensor
@@ -556,9 +556,7 @@ def sgdp_fused(
     scale = scaling(grad_scale, found_inf, like, maximize)
     key = (like.dtype, device.type)
     lr_t = _vector(lr, like)
-    neg = (-lr_t).to(dtype)
     decay_rate = lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None
-    mom, damp = _full(momentum, dtype, device), _full(1.0 - dampening, dtype, device)
     project_updates = project_buffer and not nesterov
     k, pending = bucket.n_projected, []
     if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
@@ -577,6 +575,8 @@ def sgdp_fused(
         )
         finish(pending)
         return
+    neg = (-lr_t).to(dtype)
+    mom, damp = _full(momentum, dtype, device), _full(1.0 - dampening, dtype, device)
     # flags as tensors (only elementwise selects depend on them): one compilation
     flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
     project = torch.full((), project_updates, device=device)

@@ -10,6 +10,7 @@ reference tests compile anyway (the on-disk Inductor cache serves later runs).
 
 from __future__ import annotations
 
+import collections
 import copy
 import io
 import itertools
@@ -259,3 +260,37 @@ def test_deepcopy_keeps_the_fused_protocol(cls):
     """A deep copy (or unpickled optimizer) still takes GradScaler's grad_scale/found_inf."""
     opt = cls(params64(), lr=0.1, fused=True)
     assert copy.deepcopy(opt)._step_supports_amp_scaling
+
+
+# ---------------------------------------------------------------- calls per step
+
+VIEWS = {"aten::view", "aten::detach", "aten::slice", "aten::select", "aten::split"}
+
+
+def _top_level_calls(opt) -> collections.Counter:
+    """The non-view operators (and kernel calls) one step makes at its top level."""
+    with torch.profiler.profile() as prof:
+        opt.step()
+    events = prof.events()
+    steps = {id(e) for e in events if e.name.startswith("Optimizer.step#")}
+    return collections.Counter(
+        e.name
+        for e in events
+        if e.cpu_parent is not None and id(e.cpu_parent) in steps and e.name not in VIEWS
+    )
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_cpu_kernel_calls_do_not_grow_with_the_tensors(cls, fused_implementation):
+    """One kernel call per bucket, and the same operators around it, for 2 or 40 tensors."""
+    if fused_implementation != "cpu-kernel":
+        pytest.skip("Inductor's path makes one compiled call per projected tensor")
+    counts = []
+    for n in (1, 20):
+        ps = params64(n, shapes=((6, 2, 3), (6,)) * n)
+        opt = cls(ps, fused=True, **KWARGS[cls])
+        run(opt, ps, [0])
+        random_grads(ps, 1)
+        counts.append(_top_level_calls(opt))
+    assert counts[0] == counts[1]
+    assert counts[0][f"adamp_torch::{cls.__name__.lower()}_cpu_kernel"] == 1
