@@ -31,6 +31,7 @@ Run: ``python -m benchmarks --only torch [--quick]``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib.util
@@ -39,6 +40,7 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import statistics
+import sys
 import time
 
 from benchmarks.common import print_table, write_json
@@ -220,6 +222,20 @@ VIEW_OPS = frozenset(
 )  # fmt: skip
 
 
+@contextlib.contextmanager
+def _stderr_closed():
+    """File descriptor 2 points at /dev/null (C++ logging included) inside the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def top_level_calls(optimizer) -> int:
     """Compute calls one step makes at its top level (torch.profiler).
 
@@ -229,7 +245,7 @@ def top_level_calls(optimizer) -> int:
     """
     from torch.profiler import profile
 
-    with profile() as prof:
+    with _stderr_closed(), profile() as prof:  # the profiler logs its start and stop there
         optimizer.step()
     events = prof.events()
     steps = {id(e) for e in events if e.name.startswith("Optimizer.step#")}
