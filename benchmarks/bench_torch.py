@@ -31,6 +31,7 @@ Run: ``python -m benchmarks --only torch [--quick]``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib.util
@@ -39,6 +40,7 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import statistics
+import sys
 import time
 
 from benchmarks.common import print_table, write_json
@@ -209,8 +211,54 @@ def peak_memory(model: str, name: str, device: str) -> tuple[int, int]:
     return peak, state
 
 
+# operators that only make a view (no data moved): not counted as calls
+VIEW_OPS = frozenset(
+    f"aten::{op}"
+    for op in (
+        "view", "detach", "alias", "as_strided", "permute", "expand", "select", "slice",
+        "narrow", "split", "split_with_sizes", "unbind", "unsqueeze", "squeeze", "t",
+        "reshape", "_reshape_alias", "unflatten", "flatten",
+    )
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _stderr_closed():
+    """File descriptor 2 points at /dev/null (C++ logging included) inside the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def top_level_calls(optimizer) -> int:
+    """Compute calls one step makes at its top level (torch.profiler).
+
+    Each aten operator that is not a view (a foreach or fused one counts once),
+    each compiled Inductor graph and each call of this project's CPU kernel; not
+    the operators inside those. On CUDA each is at least one kernel launch.
+    """
+    from torch.profiler import profile
+
+    with _stderr_closed(), profile() as prof:  # the profiler logs its start and stop there
+        optimizer.step()
+    events = prof.events()
+    steps = {id(e) for e in events if e.name.startswith("Optimizer.step#")}
+    return sum(
+        1
+        for e in events
+        if e.cpu_parent is not None and id(e.cpu_parent) in steps and e.name not in VIEW_OPS
+    )
+
+
 def step_times(model: str, names: list[str], device: str, *, quick: bool) -> dict:
-    """Per optimizer, the step times of interleaved rounds (seconds)."""
+    """Per optimizer, the step times of interleaved rounds (seconds), and under
+    ``"calls"`` the top-level calls of one step (after the timed rounds)."""
     params = _make_params(model, device)
     optimizers = {name: make_optimizer(name, params) for name in names}
     warmup, rounds = (1, 3) if quick else (3, 15)
@@ -224,6 +272,7 @@ def step_times(model: str, names: list[str], device: str, *, quick: bool) -> dic
             _sync(device)
             if r >= warmup:
                 samples[name].append(time.perf_counter() - start)
+    samples["calls"] = {name: top_level_calls(optimizers[name]) for name in names}
     return samples
 
 
@@ -339,11 +388,12 @@ def _row(model, name, baseline, samples, timings, device, n_params, memory):
         "rounds": len(samples[name]),
         "peak_extra_mb": peak / 2**20,
         "state_mb": state / 2**20,
+        "top_level_calls": samples["calls"][name],
         **ratios,
     }
     cells = [name, seconds * 1e3, min(samples[name]) * 1e3]
     cells += ["-" if r is None else r for r in ratios.values()]
-    return entry, [*cells, peak / 2**20, state / 2**20]
+    return entry, [*cells, samples["calls"][name], peak / 2**20, state / 2**20]
 
 
 def main(quick: bool = False) -> dict:
@@ -378,6 +428,7 @@ def main(quick: bool = False) -> dict:
                         f"x {rows[0][1]}",
                         "x fused",
                         "x adamp 0.3.0",
+                        "calls/step",
                         "peak extra MiB",
                         "state MiB",
                     ],

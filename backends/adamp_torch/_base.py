@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -13,6 +12,7 @@ from torch.optim import Optimizer
 from torch.optim.optimizer import required
 
 from adamp_core import Branch, check_bool, check_in_range, check_param_dtype
+from adamp_torch._cache import BoundedCache
 from adamp_torch._functional import Bucket
 from adamp_torch._fused import check_fused_group
 
@@ -249,57 +249,6 @@ class ProjectedOptimizer(Optimizer):
                 code = self.state[p].get("projection") if p in self.state else None
                 result[p] = Branch.NONE if code is None else Branch(int(code))
         return result
-
-
-class BoundedCache:
-    """The optimizer's reusable tensors, least recently used first out.
-
-    The update keeps a few tensors between steps, keyed by what they depend on:
-    a scratch buffer per (device, dtype), and per bucket the row-to-tensor
-    index and the projection thresholds, keyed by the bucket's shapes. When the
-    set of parameters with a gradient changes from step to step, new keys keep
-    appearing; the oldest entries are dropped once there are more than
-    ``capacity`` (a rebuilt entry costs one small host-to-device copy).
-    :meth:`fit` sizes the capacity to the number of buckets of the current
-    step, so a stable model never evicts what it uses.
-    """
-
-    ENTRIES_PER_BUCKET = 3  # index, thresholds and a share of the scratch buffers
-    MIN_CAPACITY = 16
-
-    def __init__(self) -> None:
-        self._entries: OrderedDict = OrderedDict()
-        self.capacity = self.MIN_CAPACITY
-
-    def fit(self, n_buckets: int) -> None:
-        """Room for ``n_buckets`` buckets' entries (and never less than MIN_CAPACITY)."""
-        self.capacity = max(self.MIN_CAPACITY, self.ENTRIES_PER_BUCKET * n_buckets)
-        self._evict()
-
-    def _evict(self) -> None:
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-    def __contains__(self, key) -> bool:
-        return key in self._entries
-
-    def __getitem__(self, key):
-        self._entries.move_to_end(key)
-        return self._entries[key]
-
-    def get(self, key, default=None):
-        return self[key] if key in self._entries else default
-
-    def __setitem__(self, key, value) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        self._evict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def values(self):
-        return self._entries.values()
 
 
 def _use_foreach(foreach: bool | None, like: Tensor) -> bool:

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from adamp_torch._cache import cache_key
 from adamp_torch._projection import Decision, decide, per_row, row_stats
 
 
@@ -59,7 +60,7 @@ def scratch_for(like: Tensor, numel: int, cache: dict | None) -> Tensor | None:
     """
     if cache is None or torch.compiler.is_compiling():
         return None
-    key = ("scratch", like.device, like.dtype)
+    key = cache_key("scratch", like)
     flat = cache.get(key)
     if flat is None or flat.shape[1] < numel:
         flat = torch.empty(2, numel, dtype=like.dtype, device=like.device)
@@ -270,6 +271,19 @@ def _bias_corrections(steps: Sequence[Tensor], like: Tensor, beta1: float, beta2
     return 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
 
 
+class AdamStep(NamedTuple):
+    """What one AdamP step of a bucket needs once the step counters have advanced."""
+
+    beta1: float
+    beta2: float
+    nesterov: bool
+    shifts: list[Tensor]  # ε·sqrt(1-β₂ᵗ) per tensor, 0-dim
+    step_size: Tensor  # (N,) float64: lr·sqrt(1-β₂ᵗ)/(1-β₁ᵗ)
+    decay_rate: Tensor | None  # lr·λ, or None when λ = 0
+    proj: ProjectionArgs
+    cache: dict | None
+
+
 @in_float32("exp_avg", "exp_avg_sq")
 def adamp_update(
     bucket: Bucket,
@@ -292,50 +306,80 @@ def adamp_update(
     (Nesterov: numerator β₁m + (1-β₁)g); w ← (1 - lr·λ·r)·w - lr/(1-β₁ᵗ)·proj(u).
     """
     like = bucket.params[0]
-    ms, vs = bucket.state["exp_avg"], bucket.state["exp_avg_sq"]
     if maximize:
         bucket.grads = list(torch._foreach_neg(bucket.grads))
-    grads = bucket.grads
     bias1, sqrt_bias2 = _bias_corrections(bucket.state["step"], like, beta1, beta2)
     lr_t = _vector(lr, like)
-    proj = ProjectionArgs(delta, wd_ratio, eps)
-    decay_rate = lr_t * weight_decay if weight_decay != 0 else None
     # u = m / (sqrt(v)/sqrt(b2) + ε) = sqrt(b2) · m / (sqrt(v) + ε·sqrt(b2)): work with the
     # second form's quotient (one pass less) and move sqrt(b2) into the step size; the
     # projection is linear in u and its decision does not depend on u
-    shifts = _scalars(eps * sqrt_bias2, like)
-    step_size = lr_t * sqrt_bias2 / bias1
-    if foreach:
-        torch._foreach_lerp_(ms, grads, 1.0 - beta1)
-        torch._foreach_mul_(vs, beta2)
-        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
-        denom = torch._foreach_sqrt(vs)
-        torch._foreach_add_(denom, shifts)
-        numerator = torch._foreach_lerp(ms, grads, 1.0 - beta1) if nesterov else ms
-        updates = torch._foreach_div(numerator, denom)
-        del denom, numerator
-        folded = plan(
-            bucket, _stats_foreach(bucket, updates), step_size, decay_rate, proj, cache=cache
-        )
-        apply_foreach(bucket, updates, folded)
-        return
+    step = AdamStep(
+        beta1=beta1,
+        beta2=beta2,
+        nesterov=nesterov,
+        shifts=_scalars(eps * sqrt_bias2, like),
+        step_size=lr_t * sqrt_bias2 / bias1,
+        decay_rate=lr_t * weight_decay if weight_decay != 0 else None,
+        proj=ProjectionArgs(delta, wd_ratio, eps),
+        cache=cache,
+    )
+    (_adamp_foreach if foreach else _adamp_single)(bucket, step)
+
+
+def _adamp_foreach(bucket: Bucket, step: AdamStep) -> None:
+    """Multi-tensor operations over the whole bucket (temporaries for every tensor)."""
+    ms, vs, grads = bucket.state["exp_avg"], bucket.state["exp_avg_sq"], bucket.grads
+    torch._foreach_lerp_(ms, grads, 1.0 - step.beta1)
+    torch._foreach_mul_(vs, step.beta2)
+    torch._foreach_addcmul_(vs, grads, grads, value=1.0 - step.beta2)
+    denom = torch._foreach_sqrt(vs)
+    torch._foreach_add_(denom, step.shifts)
+    numerator = torch._foreach_lerp(ms, grads, 1.0 - step.beta1) if step.nesterov else ms
+    updates = torch._foreach_div(numerator, denom)
+    del denom, numerator
+    stats = _stats_foreach(bucket, updates)
+    folded = plan(bucket, stats, step.step_size, step.decay_rate, step.proj, cache=step.cache)
+    apply_foreach(bucket, updates, folded)
+
+
+def _adamp_single(bucket: Bucket, step: AdamStep) -> None:
+    """One tensor at a time (temporaries one tensor large, in a reused buffer)."""
+    ms, vs, grads = bucket.state["exp_avg"], bucket.state["exp_avg_sq"], bucket.grads
     for m, v, g in zip(ms, vs, grads, strict=True):
-        m.lerp_(g, 1.0 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        m.lerp_(g, 1.0 - step.beta1)
+        v.mul_(step.beta2).addcmul_(g, g, value=1.0 - step.beta2)
+    direction = functools.partial(_adamp_direction, bucket, step)
+    _single_pass(bucket, direction, step.step_size, step.decay_rate, step.proj, cache=step.cache)
 
-    def direction(i: int, out: Tensor | None, spare: Tensor | None) -> Tensor:
-        denom = torch.sqrt(vs[i], out=out) if out is not None else torch.sqrt(vs[i])
-        denom.add_(shifts[i])
-        numerator = ms[i]
-        if nesterov:
-            numerator = torch.lerp(ms[i], grads[i], 1.0 - beta1, **_out(spare))
-        return torch.div(numerator, denom, out=denom)
 
-    _single_pass(bucket, direction, step_size, decay_rate, proj, cache=cache)
+def _adamp_direction(
+    bucket: Bucket, step: AdamStep, i: int, out: Tensor | None, spare: Tensor | None
+) -> Tensor:
+    """Tensor ``i``'s u = m / (sqrt(v) + shift), written into ``out`` when given."""
+    m, v = bucket.state["exp_avg"][i], bucket.state["exp_avg_sq"][i]
+    denom = torch.sqrt(v, out=out) if out is not None else torch.sqrt(v)
+    denom.add_(step.shifts[i])
+    numerator = m
+    if step.nesterov:
+        numerator = torch.lerp(m, bucket.grads[i], 1.0 - step.beta1, **_out(spare))
+    return torch.div(numerator, denom, out=denom)
 
 
 def _out(buffer: Tensor | None) -> dict:
     return {} if buffer is None else {"out": buffer}
+
+
+class SgdStep(NamedTuple):
+    """What one SGDP step of a bucket needs."""
+
+    momentum: float
+    dampening: float
+    nesterov: bool
+    step_size: Tensor  # (N,) float64: lr for every tensor
+    decay_rate: Tensor | None  # lr·λ/(1-μ), or None when λ = 0
+    proj: ProjectionArgs
+    project_updates: bool  # the stored buffer is projected (project_buffer, no Nesterov)
+    cache: dict | None
 
 
 @in_float32("momentum_buffer")
@@ -360,39 +404,60 @@ def sgdp_update(
     b ← μb + (1-τ)g; d = g + μb (Nesterov) or b; w ← (1 - lr·λ·r/(1-μ))·w - lr·proj(d).
     Without Nesterov and with ``project_buffer``, b itself is replaced by proj(b).
     """
-    like = bucket.params[0]
-    bufs = bucket.state["momentum_buffer"]
     if maximize:
         bucket.grads = list(torch._foreach_neg(bucket.grads))
-    grads = bucket.grads
-    lr_t = _vector(lr, like)
-    step_size = lr_t.expand(len(bucket.params))
-    decay_rate = lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None
-    proj = ProjectionArgs(delta, wd_ratio, eps)
-    project_updates = project_buffer and not nesterov
-    if foreach:
-        torch._foreach_mul_(bufs, momentum)
-        torch._foreach_add_(bufs, grads, alpha=1.0 - dampening)
-        updates = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
-        folded = plan(
-            bucket,
-            _stats_foreach(bucket, updates),
-            step_size,
-            decay_rate,
-            proj,
-            cache=cache,
-            project_updates=project_updates,
-        )
-        apply_foreach(bucket, updates, folded)
-        return
-    for b, g in zip(bufs, grads, strict=True):
-        b.mul_(momentum).add_(g, alpha=1.0 - dampening)
-
-    def direction(i: int, out: Tensor | None, spare: Tensor | None) -> Tensor:
-        if not nesterov:
-            return bufs[i]
-        return torch.add(grads[i], bufs[i], alpha=momentum, **_out(out))
-
-    _single_pass(
-        bucket, direction, step_size, decay_rate, proj, cache=cache, project_updates=project_updates
+    lr_t = _vector(lr, bucket.params[0])
+    step = SgdStep(
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        step_size=lr_t.expand(len(bucket.params)),
+        decay_rate=lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None,
+        proj=ProjectionArgs(delta, wd_ratio, eps),
+        project_updates=project_buffer and not nesterov,
+        cache=cache,
     )
+    (_sgdp_foreach if foreach else _sgdp_single)(bucket, step)
+
+
+def _sgdp_foreach(bucket: Bucket, step: SgdStep) -> None:
+    """Multi-tensor operations over the whole bucket."""
+    bufs, grads = bucket.state["momentum_buffer"], bucket.grads
+    torch._foreach_mul_(bufs, step.momentum)
+    torch._foreach_add_(bufs, grads, alpha=1.0 - step.dampening)
+    updates = torch._foreach_add(grads, bufs, alpha=step.momentum) if step.nesterov else bufs
+    folded = plan(
+        bucket,
+        _stats_foreach(bucket, updates),
+        step.step_size,
+        step.decay_rate,
+        step.proj,
+        cache=step.cache,
+        project_updates=step.project_updates,
+    )
+    apply_foreach(bucket, updates, folded)
+
+
+def _sgdp_single(bucket: Bucket, step: SgdStep) -> None:
+    """One tensor at a time."""
+    for b, g in zip(bucket.state["momentum_buffer"], bucket.grads, strict=True):
+        b.mul_(step.momentum).add_(g, alpha=1.0 - step.dampening)
+    _single_pass(
+        bucket,
+        functools.partial(_sgdp_direction, bucket, step),
+        step.step_size,
+        step.decay_rate,
+        step.proj,
+        cache=step.cache,
+        project_updates=step.project_updates,
+    )
+
+
+def _sgdp_direction(
+    bucket: Bucket, step: SgdStep, i: int, out: Tensor | None, spare: Tensor | None
+) -> Tensor:
+    """Tensor ``i``'s d: the buffer, or g + μb under Nesterov (into ``out`` when given)."""
+    buf = bucket.state["momentum_buffer"][i]
+    if not step.nesterov:
+        return buf
+    return torch.add(bucket.grads[i], buf, alpha=step.momentum, **_out(out))

@@ -1,20 +1,22 @@
-"""``fused=True``: the AdamP and SGDP step as a few Inductor-generated kernels.
+"""``fused=True``: the AdamP and SGDP step as a few kernels per bucket.
 
-Inductor compiles three small step functions once per (optimizer, dtype,
-flags), with every size symbolic, so one set of generated kernels (C++ on the
-CPU, Triton on CUDA) serves every parameter shape and no shape, learning rate
-or set of parameters with gradients recompiles them:
+On the CPU one call of a C++ multi-tensor kernel (:mod:`adamp_torch._cpu_kernel`)
+steps a whole bucket: per tensor, a read-only pass for the row statistics, the
+decision, and one pass that writes the state and the parameter. The number of
+calls does not grow with the number of tensors.
 
-- ``stats``: per projected tensor (ndim > 1), viewed as (rows, cols) in memory
-  order: unscale the gradient, update the moments in place and return the
-  (4, rows) row statistics of the projection (g·g, w·w, g·w, w·u);
-- the decision: :func:`adamp_torch._projection.decide` over the row statistics
-  of the whole bucket at once (a fixed number of small operations);
-- ``apply``: per projected tensor, w ← scale_row·w - s·u, the projection folded
-  into the per-row scale (see :mod:`adamp_torch._functional`), u recomputed
-  from the moments rather than stored;
-- ``plain``: the tensors that are never projected (biases, norms: small) are
-  concatenated into one flat vector and updated by one call, then copied back.
+On CUDA, and for FSDP2-sharded buckets, Inductor compiles the step functions
+below once per (dtype, device type) with every size symbolic, so one set of
+generated kernels (Triton on CUDA, C++ on the CPU) serves every parameter shape
+and no shape, learning rate or set of parameters with gradients recompiles them:
+
+- ``adamp_tensor`` / ``sgdp_tensor``: the whole step of one projected tensor
+  (ndim > 1) viewed as (rows, cols) in memory order: one compiled call each;
+- sharded: ``*_stats`` per tensor (the (4, rows) row statistics), the batched
+  decision of :func:`adamp_torch._projection.decide` with its all-reduces, then
+  ``*_apply`` per tensor, the projection folded into a per-row scale of w;
+- ``*_plain``: the tensors that are never projected (biases, norms: small),
+  concatenated into one flat vector, updated by one call and copied back.
 
 Everything is computed in float32 for float16/bfloat16 parameters (float64
 for float64 ones) and rounded once when written. With a GradScaler (``grad_scale``
@@ -35,6 +37,8 @@ import torch
 from torch import Tensor
 from torch.fx.experimental import _config as fx_config
 
+from adamp_torch import _cpu_kernel
+from adamp_torch._cache import cached
 from adamp_torch._functional import (
     Bucket,
     ProjectionArgs,
@@ -101,8 +105,8 @@ def _check_cpp_compiler(name: str) -> None:
     compiler = _cpp_compiler()
     if compiler is None or shutil.which(compiler) is None:
         raise RuntimeError(
-            f"{name}(fused=True) on the CPU needs a C++ compiler (Inductor generates the step "
-            f"as C++), and none was found: install g++ or set CXX; or {_FALLBACK}"
+            f"{name}(fused=True) on the CPU needs a C++ compiler (the step is compiled C++ "
+            f"there), and none was found: install g++ or set CXX; or {_FALLBACK}"
         )
 
 
@@ -361,6 +365,25 @@ def projected_views(bucket: Bucket, keys: tuple[str, ...], pending: list) -> lis
     return views
 
 
+CPU_KERNEL = True  # False: the CPU runs Inductor's per-tensor kernels too (as CUDA does)
+
+
+def _uses_cpu_kernel(bucket: Bucket) -> bool:
+    # sharded buckets all-reduce their row statistics between the two passes: Inductor's
+    return CPU_KERNEL and bucket.params[0].device.type == "cpu" and not bucket.groups
+
+
+def bucket_views(bucket: Bucket, keys: tuple[str, ...], pending: list) -> list[list[Tensor]]:
+    """[params, grads, *state] of the whole bucket as contiguous 2-D views: (rows, cols) in
+    memory order for the projected tensors, (1, numel) for the others."""
+    rows = projected_views(bucket, keys, pending)
+    for i in range(bucket.n_projected, len(bucket.params)):
+        state = (_cpu_kernel.flat_rows(bucket.state[key][i], pending) for key in keys)
+        grad = _cpu_kernel.flat_rows(bucket.grads[i], None)
+        rows.append((_cpu_kernel.flat_rows(bucket.params[i], pending), grad, *state))
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 def finish(pending: list) -> None:
     """Copy the worked-on copies back (only tensors with no (rows, cols) view have one)."""
     for target, copy in pending:
@@ -399,13 +422,12 @@ def write_back(targets: list[Tensor], values: Tensor) -> None:
 def per_element(values: Tensor, targets: list[Tensor], cache: dict | None) -> Tensor:
     """An (N,) per-tensor vector repeated over each tensor's elements (a cached gather)."""
     counts = tuple(t.numel() for t in targets)
-    key = ("fused-owner", values.device, counts)
-    owner = cache.get(key) if cache is not None else None
-    if owner is None:  # (repeat_interleave costs milliseconds on the CPU)
+
+    def build() -> Tensor:  # (repeat_interleave costs milliseconds on the CPU)
         owner = torch.arange(len(counts)).repeat_interleave(torch.tensor(counts))
-        owner = owner.to(values.device, non_blocking=True)
-        if cache is not None:
-            cache[key] = owner
+        return owner.to(values.device, non_blocking=True)
+
+    owner = cached(cache, "owner", values, counts, build)
     return values[owner]
 
 
@@ -444,14 +466,30 @@ def adamp_fused(
     bias1, sqrt_bias2 = 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
     lr_t = _vector(lr, like)
     step_size = lr_t * sqrt_bias2 / bias1  # u uses sqrt(b2)·m / (sqrt(v) + ε·sqrt(b2))
-    shift = (eps * sqrt_bias2).to(dtype)
     decay_rate = lr_t * weight_decay if weight_decay != 0 else None
+    k, pending = bucket.n_projected, []
+    if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
+        views = bucket_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
+        values = [delta, wd_ratio, eps, torch.get_num_threads(), 1.0 - beta1, beta2, 1.0 - beta2]
+        _cpu_kernel.step(
+            "adamp",
+            _cpp_compiler(),
+            views,
+            k,
+            [eps * sqrt_bias2, -step_size],
+            _cpu_kernel.scalars(scale.grad_factor, decay_rate, values),
+            scale.skip,
+            (int(nesterov),),
+            bucket.branches[:k],
+        )
+        finish(pending)
+        return
+    shift = (eps * sqrt_bias2).to(dtype)
     # 1 - β from the Python floats: in float32, 1 - float32(0.999) is off by 1.3e-5 relative
     c1, c2 = _full(1.0 - beta1, dtype, device), _full(1.0 - beta2, dtype, device)
     b2 = _full(beta2, dtype, device)
     # flags as tensors (only elementwise selects depend on them): one compilation
     flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
-    k, pending = bucket.n_projected, []
     if k and not bucket.groups:  # each tensor decides alone: one call per tensor
         views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
         shifts, neg = split_inputs(shift[:k]), split_inputs((-step_size[:k]).to(dtype))
@@ -518,14 +556,30 @@ def sgdp_fused(
     scale = scaling(grad_scale, found_inf, like, maximize)
     key = (like.dtype, device.type)
     lr_t = _vector(lr, like)
-    neg = (-lr_t).to(dtype)
     decay_rate = lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None
+    project_updates = project_buffer and not nesterov
+    k, pending = bucket.n_projected, []
+    if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
+        views = bucket_views(bucket, ("momentum_buffer",), pending)
+        values = [delta, wd_ratio, eps, torch.get_num_threads(), momentum, 1.0 - dampening]
+        _cpu_kernel.step(
+            "sgdp",
+            _cpp_compiler(),
+            views,
+            k,
+            [(-lr_t).expand(len(bucket.params))],
+            _cpu_kernel.scalars(scale.grad_factor, decay_rate, values),
+            scale.skip,
+            (int(nesterov), int(project_updates)),
+            bucket.branches[:k],
+        )
+        finish(pending)
+        return
+    neg = (-lr_t).to(dtype)
     mom, damp = _full(momentum, dtype, device), _full(1.0 - dampening, dtype, device)
     # flags as tensors (only elementwise selects depend on them): one compilation
     flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
-    project_updates = project_buffer and not nesterov
     project = torch.full((), project_updates, device=device)
-    k, pending = bucket.n_projected, []
     if k and not bucket.groups:  # each tensor decides alone: one call per tensor
         views = projected_views(bucket, ("momentum_buffer",), pending)
         rate = decay_rate.to(dtype) if decay_rate is not None else _full(0.0, dtype, device)

@@ -35,6 +35,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from adamp_torch._cache import cached
+
 __all__ = ["Decision", "decide", "row_stats"]
 
 
@@ -78,32 +80,28 @@ def row_stats(param: Tensor, grad: Tensor, update: Tensor, spare: Tensor | None 
     )
 
 
-def _segments(rows: Sequence[int], device: torch.device, cache: dict | None) -> Tensor:
-    key = (device, tuple(rows))
-    if cache is not None and key in cache:
-        return cache[key]
-    counts = torch.tensor(list(rows), dtype=torch.int64)
-    seg = torch.repeat_interleave(torch.arange(len(rows)), counts, output_size=sum(rows))
-    seg = seg.to(device, non_blocking=True)
-    if cache is not None:
-        cache[key] = seg
-    return seg
+def _segments(rows: Sequence[int], like: Tensor, cache: dict | None) -> Tensor:
+    def build() -> Tensor:
+        counts = torch.tensor(list(rows), dtype=torch.int64)
+        seg = torch.repeat_interleave(torch.arange(len(rows)), counts, output_size=sum(rows))
+        return seg.to(like.device, non_blocking=True)
+
+    return cached(cache, "segments", like, tuple(rows), build)
 
 
 def _thresholds(
     shapes: Sequence[torch.Size], delta: float, like: Tensor, cache: dict | None
 ) -> tuple[Tensor, Tensor]:
     """δ/sqrt(d) per tensor for the channel view and the layer view (computed in float64)."""
-    key = ("thresholds", like.device, like.dtype, delta, tuple(tuple(s) for s in shapes))
-    if cache is not None and key in cache:
-        return cache[key]
-    channel = [delta / math.sqrt(math.prod(s[1:])) for s in shapes]
-    layer = [delta / math.sqrt(math.prod(s)) for s in shapes]
-    both = torch.tensor([channel, layer], dtype=torch.float64).to(like.dtype)
-    both = both.to(like.device, non_blocking=True)
-    if cache is not None:
-        cache[key] = (both[0], both[1])
-    return both[0], both[1]
+
+    def build() -> tuple[Tensor, Tensor]:
+        channel = [delta / math.sqrt(math.prod(s[1:])) for s in shapes]
+        layer = [delta / math.sqrt(math.prod(s)) for s in shapes]
+        both = torch.tensor([channel, layer], dtype=torch.float64).to(like.dtype)
+        both = both.to(like.device, non_blocking=True)
+        return both[0], both[1]
+
+    return cached(cache, "thresholds", like, (delta, *(tuple(s) for s in shapes)), build)
 
 
 def decide(
@@ -130,7 +128,7 @@ def decide(
     """
     rows = [s.shape[1] for s in stats]
     joined = torch.cat(list(stats), dim=1)
-    seg = _segments(rows, joined.device, cache)
+    seg = _segments(rows, joined, cache)
     n = len(stats)
     gg, ww, gw, wu = joined.unbind(0)
     w_norm = ww.sqrt()

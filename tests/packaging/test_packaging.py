@@ -74,6 +74,11 @@ def test_wheel_has_every_golden_file(wheel):
     assert expected <= set(wheel.namelist())
 
 
+def test_wheel_has_the_fused_cpu_kernel_source(wheel):
+    """fused=True compiles this file at first use on the CPU."""
+    assert "adamp_torch/_cpu_step.cpp" in wheel.namelist()
+
+
 def test_wheel_leaves_out_the_development_tree(wheel):
     top_level = {name.split("/")[0] for name in wheel.namelist()}
     dist_info = {name for name in top_level if name.endswith(".dist-info")}

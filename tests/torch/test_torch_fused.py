@@ -1,5 +1,6 @@
 """fused=True: refusals, GradScaler's grad_scale/found_inf, checkpoints across the three
-paths and adamp 0.3.0, and no recompilation once compiled.
+paths and adamp 0.3.0, and no recompilation once compiled; each on both CPU
+implementations (the multi-tensor kernel and Inductor's per-tensor kernels).
 
 The fused path's numbers against the reference are checked with the other paths in
 test_torch_reference.py (foreach="fused" there). Compiling costs seconds per
@@ -9,6 +10,7 @@ reference tests compile anyway (the on-disk Inductor cache serves later runs).
 
 from __future__ import annotations
 
+import collections
 import copy
 import io
 import itertools
@@ -21,6 +23,16 @@ import torch
 from adamp_torch import _fused
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, params=["cpu-kernel", "inductor"])
+def fused_implementation(request, monkeypatch):
+    """Every test runs on both CPU implementations of the fused step: the multi-tensor
+    kernel and Inductor's per-tensor kernels (the code CUDA runs)."""
+    monkeypatch.setattr(_fused, "CPU_KERNEL", request.param == "cpu-kernel")
+    return request.param
+
+
 CLASSES = [adamp_torch.AdamP, adamp_torch.SGDP]
 KWARGS = {
     adamp_torch.AdamP: dict(lr=0.1, weight_decay=0.1),
@@ -95,8 +107,8 @@ def test_fused_refuses_unsupported_dtype_and_device(cls):
 def test_fused_without_a_cpp_compiler_names_the_working_path(monkeypatch):
     monkeypatch.setattr(_fused, "_cpp_compiler", lambda: None)
     message = (
-        "AdamP(fused=True) on the CPU needs a C++ compiler (Inductor generates the step as "
-        "C++), and none was found: install g++ or set CXX; or use fused=False"
+        "AdamP(fused=True) on the CPU needs a C++ compiler (the step is compiled C++ there), "
+        "and none was found: install g++ or set CXX; or use fused=False"
     )
     with pytest.raises(RuntimeError, match=re.escape(message)):
         adamp_torch.AdamP(params64(), fused=True)
@@ -248,3 +260,37 @@ def test_deepcopy_keeps_the_fused_protocol(cls):
     """A deep copy (or unpickled optimizer) still takes GradScaler's grad_scale/found_inf."""
     opt = cls(params64(), lr=0.1, fused=True)
     assert copy.deepcopy(opt)._step_supports_amp_scaling
+
+
+# ---------------------------------------------------------------- calls per step
+
+VIEWS = {"aten::view", "aten::detach", "aten::slice", "aten::select", "aten::split"}
+
+
+def _top_level_calls(opt) -> collections.Counter:
+    """The non-view operators (and kernel calls) one step makes at its top level."""
+    with torch.profiler.profile() as prof:
+        opt.step()
+    events = prof.events()
+    steps = {id(e) for e in events if e.name.startswith("Optimizer.step#")}
+    return collections.Counter(
+        e.name
+        for e in events
+        if e.cpu_parent is not None and id(e.cpu_parent) in steps and e.name not in VIEWS
+    )
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_cpu_kernel_calls_do_not_grow_with_the_tensors(cls, fused_implementation):
+    """One kernel call per bucket, and the same operators around it, for 2 or 40 tensors."""
+    if fused_implementation != "cpu-kernel":
+        pytest.skip("Inductor's path makes one compiled call per projected tensor")
+    counts = []
+    for n in (1, 20):
+        ps = params64(n, shapes=((6, 2, 3), (6,)) * n)
+        opt = cls(ps, fused=True, **KWARGS[cls])
+        run(opt, ps, [0])
+        random_grads(ps, 1)
+        counts.append(_top_level_calls(opt))
+    assert counts[0] == counts[1]
+    assert counts[0][f"adamp_torch::{cls.__name__.lower()}_cpu_kernel"] == 1

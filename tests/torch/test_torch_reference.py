@@ -15,6 +15,7 @@ import adamp_torch
 import numpy as np
 import pytest
 import torch
+from adamp_torch import _fused
 from gradients import KINDS, make_gradient
 from reference_runs import reference_run
 from torch_helpers import float32_bounds, set_grads, torch_params
@@ -65,13 +66,23 @@ def core_hyper(kind: str, config: dict) -> dict:
     return hyper
 
 
-# the three paths: foreach=True (multi-tensor), False (single-tensor), "fused" (fused=True)
-PATHS = [True, False, "fused"]
+# the paths: foreach=True (multi-tensor), False (single-tensor), "fused" (fused=True: the
+# CPU's multi-tensor kernel) and "fused-inductor" (fused=True through Inductor's per-tensor
+# kernels, the code CUDA runs)
+PATHS = [True, False, "fused", "fused-inductor"]
+
+
+@pytest.fixture(autouse=True)
+def fused_implementation(request, monkeypatch):
+    """``foreach="fused-inductor"`` runs the fused path without the CPU kernel."""
+    params = getattr(request.node, "callspec", None)
+    if params is not None and params.params.get("foreach") == "fused-inductor":
+        monkeypatch.setattr(_fused, "CPU_KERNEL", False)
 
 
 def path_kwargs(kwargs: dict) -> dict:
-    """``foreach="fused"`` in a test's parameters means ``fused=True``."""
-    if kwargs.get("foreach") == "fused":
+    """``foreach="fused"`` (or "fused-inductor") in a test's parameters means ``fused=True``."""
+    if kwargs.get("foreach") in ("fused", "fused-inductor"):
         return {**kwargs, "foreach": None, "fused": True}
     return kwargs
 
@@ -265,7 +276,7 @@ def test_float32_close_to_reference(kind, config, foreach, grad_scale):
         np.testing.assert_allclose(p.detach().double().numpy(), ref, rtol=0, atol=bound)
 
 
-@pytest.mark.parametrize("foreach", [None, "fused"])
+@pytest.mark.parametrize("foreach", [None, "fused", "fused-inductor"])
 @pytest.mark.parametrize("kind", ["adamp", "sgdp"])
 def test_maximize_is_descent_on_negated_gradient(kind, foreach):
     config = dict(ADAMP_CONFIGS[3] if kind == "adamp" else SGDP_CONFIGS[3])
@@ -304,7 +315,7 @@ def test_every_branch_is_exercised():
     assert seen == set(adamp_core.Branch)
 
 
-@pytest.mark.parametrize("foreach", [None, "fused"])
+@pytest.mark.parametrize("foreach", [None, "fused", "fused-inductor"])
 @pytest.mark.parametrize("kind", ["adamp", "sgdp"])
 def test_non_contiguous_and_channels_last(kind, foreach):
     """Reductions over axes: channels_last and transposed weights step like contiguous ones."""
