@@ -10,7 +10,8 @@ subprocess (Keras fixes its backend at import), one subprocess at a time:
   the way Keras runs it in ``fit``: TensorFlow ``optimizer.apply`` inside a
   ``tf.function`` (Keras's default on a CPU-only machine; XLA only where an
   accelerator is present, recorded as ``jit_compile``), JAX a jitted
-  ``stateless_apply`` with the trainable and optimizer variables donated, torch
+  ``stateless_apply`` with the trainable and optimizer variables donated and
+  returned in the order they came in (as Keras's trainer does), torch
   an eager ``optimizer.apply``. On JAX the same shapes are also stepped by
   ``adamp_jax.adamp`` / ``adamp_jax.sgdp`` (jitted update + ``apply_updates``,
   donated), to compare the Keras and optax paths.
