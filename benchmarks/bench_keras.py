@@ -10,7 +10,8 @@ subprocess (Keras fixes its backend at import), one subprocess at a time:
   the way Keras runs it in ``fit``: TensorFlow ``optimizer.apply`` inside a
   ``tf.function`` (Keras's default on a CPU-only machine; XLA only where an
   accelerator is present, recorded as ``jit_compile``), JAX a jitted
-  ``stateless_apply`` with the trainable and optimizer variables donated, torch
+  ``stateless_apply`` with the trainable and optimizer variables donated and
+  returned in the order they came in (as Keras's trainer does), torch
   an eager ``optimizer.apply``. On JAX the same shapes are also stepped by
   ``adamp_jax.adamp`` / ``adamp_jax.sgdp`` (jitted update + ``apply_updates``,
   donated), to compare the Keras and optax paths.
@@ -223,14 +224,26 @@ def _step_call(optimizer, variables, grads):
         import jax
         import jax.numpy as jnp
 
-        jitted = jax.jit(optimizer.stateless_apply, donate_argnums=(0, 2))
+        # The donated state goes in and comes out in one order, as in Keras's
+        # trainer (``train_step(state, data) -> (logs, state)``, state donated).
+        # JAX pairs each output with the first unused donated input of its
+        # shape and dtype, so with ``stateless_apply``'s own order (optimizer
+        # variables in, trainable ones out first) a weight's output would take
+        # a moment's buffer and XLA would copy every moment before the step.
+        def apply(optimizer_values, trainable_values, grads):
+            trainable_values, optimizer_values = optimizer.stateless_apply(
+                optimizer_values, grads, trainable_values
+            )
+            return optimizer_values, trainable_values
+
+        jitted = jax.jit(apply, donate_argnums=(0, 1))
         carry = [
             [jnp.copy(v.value) for v in optimizer.variables],
             [jnp.copy(v.value) for v in variables],
         ]
 
         def call():
-            carry[1], carry[0] = jitted(carry[0], grads, carry[1])
+            carry[0], carry[1] = jitted(carry[0], carry[1], grads)
             _sync(carry)
 
         call.carry = carry  # [optimizer variable values, trainable variable values]

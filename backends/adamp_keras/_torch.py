@@ -93,28 +93,46 @@ class _Decision:
         ]
 
 
+def _fold(rows: int, channels: int) -> int:
+    """k: the ``(rows, channels)`` view is summed as ``(rows / k, k·channels)``.
+
+    A matrix-vector product over a narrow matrix (a few hundred channels) runs
+    below memory speed on CPU; folding rows into columns until a row holds at
+    least ``_FOLD_WIDTH`` values makes it wide (the k partial sums per channel are
+    added afterwards). k is a power of two dividing ``rows``."""
+    k = 1
+    while k * channels < _FOLD_WIDTH and rows % (2 * k) == 0:
+        k *= 2
+    return k
+
+
+_FOLD_WIDTH = 4096
+
+
 def _channel_stats(optimizer, w, g, u):
     """(4, channels): per channel ``g·g, w·w, g·w, w·u`` of ``(rows, channels)`` views.
 
     Each product goes into a reused workspace and is summed over the rows by a
     matrix-vector product with ones, which reads the rows contiguously (a
     ``sum(0)`` over the strided axis, or a fresh temporary per product, costs
-    about twice as much on CPU)."""
-    rows = w.shape[0]
+    about twice as much on CPU); see :func:`_fold` for the product's shape."""
+    rows, channels = w.shape
+    k = _fold(rows, channels)
     cache = optimizer.__dict__.setdefault("_torch_workspace", {})
     key = (w.device, w.dtype)
     space = cache.get(key)
     if space is None or space.numel() < w.numel():
         space = cache[key] = torch.empty(w.numel(), dtype=w.dtype, device=w.device)
-    ones_key = (w.device, w.dtype, rows)
+    ones_key = (w.device, w.dtype, rows // k)
     if ones_key not in cache:
-        cache[ones_key] = torch.ones(rows, dtype=w.dtype, device=w.device)
+        cache[ones_key] = torch.ones(rows // k, dtype=w.dtype, device=w.device)
     ones, product = cache[ones_key], space[: w.numel()].view(w.shape)
+    folded = product.view(rows // k, k * channels)
     sums = []
     for x, y in ((g, g), (w, w), (g, w), (w, u)):
         torch.mul(x, y, out=product)
-        sums.append(ones @ product)
-    return torch.stack(sums)
+        sums.append(ones @ folded)
+    return torch.stack(sums).view(4, k, channels).sum(1)
 
 
 def _broadcastable(coef, axis: int, ndim: int):

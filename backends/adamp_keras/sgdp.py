@@ -114,7 +114,8 @@ class SGDP(ProjectedOptimizer):
         if (steps := self._jax_steps()) is not None:
             return self._jax_update_step(steps, gradient, variable, learning_rate)
         index, dtype, lr, grad, param = self._inputs(gradient, variable, learning_rate)
-        buffer = (1.0 - self.dampening) * grad
+        # (1 - τ)·g: no multiply without dampening (eager backends would run it)
+        buffer = grad if self.dampening == 0 else (1.0 - self.dampening) * grad
         if self._buffers:
             stored = self._buffers[index]
             buffer = self.momentum * as_dtype(value_of(stored), dtype) + buffer

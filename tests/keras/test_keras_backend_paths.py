@@ -114,6 +114,34 @@ def test_torch_steps_float32_variables_without_update_step(algorithm, monkeypatc
     assert not np.allclose(params[0], make_variables(SHAPES, seed=1)[0][0])
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="the multi-tensor step is the torch backend's")
+@pytest.mark.parametrize(
+    ("rows", "channels", "fold"),
+    [(4608, 512, 8), (18, 4, 2), (147, 64, 1), (64, 3072, 2), (1, 5, 1)],
+    ids=["resnet-kernel", "small", "odd-rows", "wide", "one-row"],
+)
+def test_torch_channel_sums_fold_rows_into_columns_exactly(rows, channels, fold):
+    """The per-channel sums over a folded ``(rows/k, k·channels)`` product are the
+    plain column sums (float64: only the summation order differs)."""
+    import torch
+    from adamp_keras import _torch
+
+    class Holder:  # the workspace cache lives in the optimizer's __dict__
+        pass
+
+    rng = np.random.default_rng(0)
+    w, g, u = (torch.from_numpy(rng.standard_normal((rows, channels))) for _ in range(3))
+    assert _torch._fold(rows, channels) == fold
+    got = _torch._channel_stats(Holder(), w, g, u).numpy()
+    w, g, u = w.numpy(), g.numpy(), u.numpy()
+    products = [g * g, w * w, g * w, w * u]
+    want = np.stack([p.sum(0) for p in products])
+    # a sum of n terms in any order is within n·2⁻⁵³·Σ|terms| of the exact sum
+    # (float64); both sides are such sums, so they differ by at most twice that
+    bound = 2 * (rows + 1) * 2.0**-53 * np.stack([np.abs(p).sum(0) for p in products])
+    assert np.all(np.abs(got - want) <= bound)
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="adamp_jax's step is the JAX backend's")
 def test_jax_backend_uses_the_adamp_jax_leaf_steps(monkeypatch):
     from adamp_jax import _steps
