@@ -86,12 +86,11 @@ def _pointers(tensors: list[Tensor]) -> ctypes.Array:
     return (_P * len(tensors))(*(t.data_ptr() for t in tensors))
 
 
-def _layout(views: list[Tensor], n_projected: int) -> tuple[Tensor, Tensor, Tensor]:
-    rows = torch.tensor([v.shape[0] for v in views], dtype=torch.int64)
-    cols = torch.tensor([v.shape[1] for v in views], dtype=torch.int64)
-    projected = torch.zeros(len(views), dtype=torch.uint8)
+def _layout(shapes: list[tuple[int, int]], n_projected: int) -> tuple[Tensor, Tensor, Tensor]:
+    both = torch.tensor(shapes, dtype=torch.int64).reshape(len(shapes), 2).t().contiguous()
+    projected = torch.zeros(len(shapes), dtype=torch.uint8)
     projected[:n_projected] = 1
-    return rows, cols, projected
+    return both[0], both[1], projected
 
 
 def scalars(grad_factor: Tensor, decay_rate: Tensor | None, values: list[float]) -> Tensor:
@@ -105,6 +104,7 @@ def step(
     kind: str,
     compiler: str,
     tensors: list[list[Tensor]],
+    shapes: list[tuple[int, int]],
     n_projected: int,
     per_tensor: list[Tensor],
     scalars: Tensor,
@@ -112,21 +112,22 @@ def step(
     flags: tuple[int, ...],
     branches: list[Tensor],
 ) -> None:
-    """Run the ``kind`` ("adamp" or "sgdp") kernel over (rows, cols) views, in place.
+    """Run the ``kind`` ("adamp" or "sgdp") kernel over a bucket, in place.
 
-    ``tensors``: [params, grads, *state], each a list of contiguous 2-D views;
-    ``per_tensor``: float64 vectors (N,) (AdamP: shift, neg_step; SGDP: neg_step).
+    ``tensors``: [params, grads, *state], each tensor's memory a row-major matrix of
+    its entry in ``shapes`` (rows, cols); ``per_tensor``: float64 vectors (N,) (AdamP:
+    shift, neg_step; SGDP: neg_step).
     """
-    views = tensors[0]
-    fn = getattr(library(compiler), f"{kind}_{DTYPES[views[0].dtype]}")
-    rows, cols, projected = _layout(views, n_projected)
+    params = tensors[0]
+    fn = getattr(library(compiler), f"{kind}_{DTYPES[params[0].dtype]}")
+    rows, cols, projected = _layout(shapes, n_projected)
     per_tensor = [v.to(torch.float64).contiguous() for v in per_tensor]
     skip_byte = skip.to(torch.uint8)
-    codes = branches + [torch.zeros((), dtype=torch.int64)] * (len(views) - len(branches))
+    codes = branches + [torch.zeros((), dtype=torch.int64)] * (len(params) - len(branches))
     # a named range: the benchmark counts the calls a step makes with torch.profiler
     with torch.profiler.record_function(f"adamp_torch::{kind}_cpu_kernel"):
         fn(
-            len(views),
+            len(params),
             *(_pointers(ts) for ts in tensors),
             rows.data_ptr(),
             cols.data_ptr(),

@@ -373,15 +373,34 @@ def _uses_cpu_kernel(bucket: Bucket) -> bool:
     return CPU_KERNEL and bucket.params[0].device.type == "cpu" and not bucket.groups
 
 
-def bucket_views(bucket: Bucket, keys: tuple[str, ...], pending: list) -> list[list[Tensor]]:
-    """[params, grads, *state] of the whole bucket as contiguous 2-D views: (rows, cols) in
-    memory order for the projected tensors, (1, numel) for the others."""
-    rows = projected_views(bucket, keys, pending)
-    for i in range(bucket.n_projected, len(bucket.params)):
-        state = (_cpu_kernel.flat_rows(bucket.state[key][i], pending) for key in keys)
-        grad = _cpu_kernel.flat_rows(bucket.grads[i], None)
-        rows.append((_cpu_kernel.flat_rows(bucket.params[i], pending), grad, *state))
-    return [list(column) for column in zip(*rows, strict=True)]
+def kernel_operands(bucket: Bucket, keys: tuple[str, ...], pending: list) -> tuple[list, list]:
+    """[params, grads, *state] of the bucket for the CPU kernel, and each tensor's (rows,
+    cols): the memory of every operand is that row-major matrix, in the parameter's memory
+    order for the projected tensors, one row for the others. Contiguous tensors go as they
+    are (no view ops: a step of a large model would make thousands); others through
+    (rows, cols) views, or copies queued in ``pending``."""
+    operands: list[list[Tensor]] = [[] for _ in range(2 + len(keys))]
+    shapes = []
+    for i, p in enumerate(bucket.params):
+        tensors = (p, bucket.grads[i], *(bucket.state[k][i] for k in keys))
+        projected = i < bucket.n_projected
+        if not all(t.is_contiguous() for t in tensors):
+            tensors = _laid_out(tensors, projected, pending)
+        rows = p.shape[0] if projected else 1
+        shapes.append((rows, p.numel() // rows))
+        for column, t in zip(operands, tensors, strict=True):
+            column.append(t)
+    return operands, shapes
+
+
+def _laid_out(tensors: tuple[Tensor, ...], projected: bool, pending: list) -> tuple:
+    w, g, *state = tensors
+    if not projected:
+        flat = _cpu_kernel.flat_rows
+        return (flat(w, pending), flat(g, None), *(flat(t, pending) for t in state))
+    order = row_order(w) or list(range(w.ndim))
+    written = [writable_rows(t, order, pending) for t in (w, *state)]
+    return (written[0], rows_view(g, order), *written[1:])
 
 
 def finish(pending: list) -> None:
@@ -469,12 +488,13 @@ def adamp_fused(
     decay_rate = lr_t * weight_decay if weight_decay != 0 else None
     k, pending = bucket.n_projected, []
     if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
-        views = bucket_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
+        operands, shapes = kernel_operands(bucket, ("exp_avg", "exp_avg_sq"), pending)
         values = [delta, wd_ratio, eps, torch.get_num_threads(), 1.0 - beta1, beta2, 1.0 - beta2]
         _cpu_kernel.step(
             "adamp",
             _cpp_compiler(),
-            views,
+            operands,
+            shapes,
             k,
             [eps * sqrt_bias2, -step_size],
             _cpu_kernel.scalars(scale.grad_factor, decay_rate, values),
@@ -560,12 +580,13 @@ def sgdp_fused(
     project_updates = project_buffer and not nesterov
     k, pending = bucket.n_projected, []
     if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
-        views = bucket_views(bucket, ("momentum_buffer",), pending)
+        operands, shapes = kernel_operands(bucket, ("momentum_buffer",), pending)
         values = [delta, wd_ratio, eps, torch.get_num_threads(), momentum, 1.0 - dampening]
         _cpu_kernel.step(
             "sgdp",
             _cpp_compiler(),
-            views,
+            operands,
+            shapes,
             k,
             [(-lr_t).expand(len(bucket.params))],
             _cpu_kernel.scalars(scale.grad_factor, decay_rate, values),
