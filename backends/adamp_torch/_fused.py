@@ -32,6 +32,7 @@ import shutil
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -455,6 +456,22 @@ def _full(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.full((), value, dtype=dtype, device=device)
 
 
+class FusedAdamP(NamedTuple):
+    """One fused AdamP step's options and per-tensor scalars (after the counters advanced)."""
+
+    beta1: float
+    beta2: float
+    eps: float
+    delta: float
+    wd_ratio: float
+    nesterov: bool
+    scale: Scaling
+    sqrt_bias2: Tensor  # (N,) float64: sqrt(1 - β₂ᵗ)
+    step_size: Tensor  # (N,) float64: lr·sqrt(1 - β₂ᵗ)/(1 - β₁ᵗ)
+    decay_rate: Tensor | None  # lr·λ, or None when λ = 0
+    cache: dict | None
+
+
 # already compiled: under an outer torch.compile(opt.step) it runs as it is (a graph break)
 # rather than being traced again, inlined through its own compiled functions
 @torch.compiler.disable
@@ -476,80 +493,116 @@ def adamp_fused(
 ) -> None:
     """One fused AdamP step of a bucket (same math as :func:`adamp_update`)."""
     like = bucket.params[0]
-    dtype, device = opmath(like.dtype), like.device
     scale = scaling(grad_scale, found_inf, like, maximize)
-    key = (like.dtype, device.type)
     steps = bucket.state["step"]
     torch._foreach_add_(steps, scale.keep.to(steps[0].device, non_blocking=True))
-    t = torch.stack(steps).to(device, torch.float64, non_blocking=True)
+    t = torch.stack(steps).to(like.device, torch.float64, non_blocking=True)
     bias1, sqrt_bias2 = 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
     lr_t = _vector(lr, like)
-    step_size = lr_t * sqrt_bias2 / bias1  # u uses sqrt(b2)·m / (sqrt(v) + ε·sqrt(b2))
-    decay_rate = lr_t * weight_decay if weight_decay != 0 else None
-    k, pending = bucket.n_projected, []
-    if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
-        operands, shapes = kernel_operands(bucket, ("exp_avg", "exp_avg_sq"), pending)
-        values = [delta, wd_ratio, eps, torch.get_num_threads(), 1.0 - beta1, beta2, 1.0 - beta2]
-        _cpu_kernel.step(
-            "adamp",
-            _cpp_compiler(),
-            operands,
-            shapes,
-            k,
-            [eps * sqrt_bias2, -step_size],
-            _cpu_kernel.scalars(scale.grad_factor, decay_rate, values),
-            scale.skip,
-            (int(nesterov),),
-            bucket.branches[:k],
-        )
-        finish(pending)
-        return
-    shift = (eps * sqrt_bias2).to(dtype)
+    step = FusedAdamP(
+        beta1, beta2, eps, delta, wd_ratio, nesterov, scale, sqrt_bias2,
+        step_size=lr_t * sqrt_bias2 / bias1,  # u uses sqrt(b2)·m / (sqrt(v) + ε·sqrt(b2))
+        decay_rate=lr_t * weight_decay if weight_decay != 0 else None,
+        cache=cache,
+    )  # fmt: skip
+    pending: list = []
+    if _uses_cpu_kernel(bucket):
+        _adamp_cpu_kernel(bucket, step, pending)
+    else:
+        _adamp_inductor(bucket, step, pending)
+    finish(pending)
+
+
+def _adamp_cpu_kernel(bucket: Bucket, step: FusedAdamP, pending: list) -> None:
+    """The whole bucket in one call of the CPU kernel."""
+    k = bucket.n_projected
+    operands, shapes = kernel_operands(bucket, ("exp_avg", "exp_avg_sq"), pending)
+    values = [step.delta, step.wd_ratio, step.eps, torch.get_num_threads()]
+    values += [1.0 - step.beta1, step.beta2, 1.0 - step.beta2]
+    _cpu_kernel.step(
+        "adamp",
+        _cpp_compiler(),
+        operands,
+        shapes,
+        k,
+        [step.eps * step.sqrt_bias2, -step.step_size],
+        _cpu_kernel.scalars(step.scale.grad_factor, step.decay_rate, values),
+        step.scale.skip,
+        (int(step.nesterov),),
+        bucket.branches[:k],
+    )
+
+
+def _adamp_inductor(bucket: Bucket, step: FusedAdamP, pending: list) -> None:
+    """Inductor's kernels: per projected tensor (two calls each when sharded), then one
+    call for the unprojected tensors concatenated."""
+    like, k, scale = bucket.params[0], bucket.n_projected, step.scale
+    dtype, device, key = opmath(like.dtype), like.device, (like.dtype, like.device.type)
+    shift, neg = (step.eps * step.sqrt_bias2).to(dtype), (-step.step_size).to(dtype)
     # 1 - β from the Python floats: in float32, 1 - float32(0.999) is off by 1.3e-5 relative
-    c1, c2 = _full(1.0 - beta1, dtype, device), _full(1.0 - beta2, dtype, device)
-    b2 = _full(beta2, dtype, device)
+    c1, c2 = _full(1.0 - step.beta1, dtype, device), _full(1.0 - step.beta2, dtype, device)
+    moments = (c1, _full(step.beta2, dtype, device), c2)
     # flags as tensors (only elementwise selects depend on them): one compilation
-    flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
-    if k and not bucket.groups:  # each tensor decides alone: one call per tensor
-        views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
-        shifts, neg = split_inputs(shift[:k]), split_inputs((-step_size[:k]).to(dtype))
-        rate = decay_rate.to(dtype) if decay_rate is not None else _full(0.0, dtype, device)
-        proj = [_full(x, dtype, device) for x in (delta, wd_ratio, eps)]
-        step_fn = compiled(adamp_tensor, key)
+    flags = dict(
+        grad_factor=scale.grad_factor, nesterov=torch.full((), step.nesterov, device=device)
+    )
+    views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
+    shifts, negs = split_inputs(shift[:k]), split_inputs(neg[:k])
+    if views and not bucket.groups:  # each tensor decides alone: one call per tensor
+        rate = _decay_rate(step.decay_rate, dtype, device)
+        proj = [_full(x, dtype, device) for x in (step.delta, step.wd_ratio, step.eps)]
         with every_shape():
             for i, vw in enumerate(views):
-                step_fn(*vw, bucket.branches[i], c1, b2, c2, shifts[i], neg[i], rate, *proj,
-                        skip=scale.skip, **flags)  # fmt: skip
-        finish(pending)
-    elif k:  # sharded: the row statistics are reduced across ranks before deciding
-        views = projected_views(bucket, ("exp_avg", "exp_avg_sq"), pending)
-        shifts = split_inputs(shift)
-        stats_fn, apply_fn = compiled(adamp_stats, key), compiled(adamp_apply, key)
+                compiled(adamp_tensor, key)(*vw, bucket.branches[i], *moments, shifts[i],
+                    negs[i], rate, *proj, skip=scale.skip, **flags)  # fmt: skip
+    elif views:  # sharded: the row statistics are reduced across ranks before deciding
         with every_shape():
-            stats = [stats_fn(*vw, c1, b2, c2, shifts[i], **flags) for i, vw in enumerate(views)]
-        proj = ProjectionArgs(delta, wd_ratio, eps)
-        decision = decide_bucket(bucket, stats, proj, cache, scale.skip)
-        decay = decay_factors(decay_rate, decision.ratio)
-        sizes = step_size[:k].to(dtype)
+            stats = [compiled(adamp_stats, key)(*vw, *moments, shifts[i], **flags)
+                     for i, vw in enumerate(views)]  # fmt: skip
+        decision = decide_bucket(bucket, stats, _projection_args(step), step.cache, scale.skip)
+        decay = decay_factors(step.decay_rate, decision.ratio)
+        sizes = step.step_size[:k].to(dtype)
         scales = per_row(decay[decision.seg] + sizes[decision.seg] * decision.coef, decision)
-        neg = split_inputs((-step_size[:k]).to(dtype))
         with every_shape():
             for i, vw in enumerate(views):
-                apply_fn(*vw, scales[i], neg[i], c1, b2, c2, shifts[i], skip=scale.skip, **flags)
-        finish(pending)
+                compiled(adamp_apply, key)(*vw, scales[i], negs[i], *moments, shifts[i],
+                    skip=scale.skip, **flags)  # fmt: skip
     if k < len(bucket.params):
         params = bucket.params[k:]
         ms, vs = bucket.state["exp_avg"][k:], bucket.state["exp_avg_sq"][k:]
-        decay = decay_factors(decay_rate, torch.ones((), dtype=dtype, device=device))
-        shift_e = per_element(shift[k:], params, cache)
-        neg_e = per_element((-step_size[k:]).to(dtype), params, cache)
+        decay = decay_factors(step.decay_rate, torch.ones((), dtype=dtype, device=device))
+        per_tensor = [per_element(x[k:], params, step.cache) for x in (shift, neg)]
         flats = [flat(t) for t in (params, bucket.grads[k:], ms, vs)]
         with every_shape():
             w, m, v = compiled(adamp_plain, key)(
-                *flats, c1, b2, c2, shift_e, neg_e, decay, skip=scale.skip, **flags
+                *flats, *moments, *per_tensor, decay, skip=scale.skip, **flags
             )
         for targets, values in ((params, w), (ms, m), (vs, v)):
             write_back(targets, values)
+
+
+def _decay_rate(decay_rate: Tensor | None, dtype: torch.dtype, device) -> Tensor:
+    return decay_rate.to(dtype) if decay_rate is not None else _full(0.0, dtype, device)
+
+
+def _projection_args(step) -> ProjectionArgs:
+    return ProjectionArgs(step.delta, step.wd_ratio, step.eps)
+
+
+class FusedSGDP(NamedTuple):
+    """One fused SGDP step's options and scalars."""
+
+    momentum: float
+    dampening: float
+    nesterov: bool
+    project_updates: bool  # the stored buffer is projected (project_buffer, no Nesterov)
+    eps: float
+    delta: float
+    wd_ratio: float
+    scale: Scaling
+    lr: Tensor  # 0-dim float64
+    decay_rate: Tensor | None  # lr·λ/(1-μ), or None when λ = 0
+    cache: dict | None
 
 
 @torch.compiler.disable
@@ -572,71 +625,81 @@ def sgdp_fused(
 ) -> None:
     """One fused SGDP step of a bucket (same math as :func:`sgdp_update`)."""
     like = bucket.params[0]
-    dtype, device = opmath(like.dtype), like.device
-    scale = scaling(grad_scale, found_inf, like, maximize)
-    key = (like.dtype, device.type)
     lr_t = _vector(lr, like)
-    decay_rate = lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None
-    project_updates = project_buffer and not nesterov
-    k, pending = bucket.n_projected, []
-    if _uses_cpu_kernel(bucket):  # the whole bucket in one kernel call
-        operands, shapes = kernel_operands(bucket, ("momentum_buffer",), pending)
-        values = [delta, wd_ratio, eps, torch.get_num_threads(), momentum, 1.0 - dampening]
-        _cpu_kernel.step(
-            "sgdp",
-            _cpp_compiler(),
-            operands,
-            shapes,
-            k,
-            [(-lr_t).expand(len(bucket.params))],
-            _cpu_kernel.scalars(scale.grad_factor, decay_rate, values),
-            scale.skip,
-            (int(nesterov), int(project_updates)),
-            bucket.branches[:k],
-        )
-        finish(pending)
-        return
-    neg = (-lr_t).to(dtype)
-    mom, damp = _full(momentum, dtype, device), _full(1.0 - dampening, dtype, device)
+    step = FusedSGDP(
+        momentum, dampening, nesterov, project_buffer and not nesterov, eps, delta, wd_ratio,
+        scale=scaling(grad_scale, found_inf, like, maximize),
+        lr=lr_t,
+        decay_rate=lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None,
+        cache=cache,
+    )  # fmt: skip
+    pending: list = []
+    if _uses_cpu_kernel(bucket):
+        _sgdp_cpu_kernel(bucket, step, pending)
+    else:
+        _sgdp_inductor(bucket, step, pending)
+    finish(pending)
+
+
+def _sgdp_cpu_kernel(bucket: Bucket, step: FusedSGDP, pending: list) -> None:
+    """The whole bucket in one call of the CPU kernel."""
+    k = bucket.n_projected
+    operands, shapes = kernel_operands(bucket, ("momentum_buffer",), pending)
+    values = [step.delta, step.wd_ratio, step.eps, torch.get_num_threads()]
+    values += [step.momentum, 1.0 - step.dampening]
+    _cpu_kernel.step(
+        "sgdp",
+        _cpp_compiler(),
+        operands,
+        shapes,
+        k,
+        [(-step.lr).expand(len(bucket.params))],
+        _cpu_kernel.scalars(step.scale.grad_factor, step.decay_rate, values),
+        step.scale.skip,
+        (int(step.nesterov), int(step.project_updates)),
+        bucket.branches[:k],
+    )
+
+
+def _sgdp_inductor(bucket: Bucket, step: FusedSGDP, pending: list) -> None:
+    """Inductor's kernels: per projected tensor (two calls each when sharded), then one
+    call for the unprojected tensors concatenated."""
+    like, k, scale = bucket.params[0], bucket.n_projected, step.scale
+    dtype, device, key = opmath(like.dtype), like.device, (like.dtype, like.device.type)
+    neg = (-step.lr).to(dtype)
+    trace = (_full(step.momentum, dtype, device), _full(1.0 - step.dampening, dtype, device))
     # flags as tensors (only elementwise selects depend on them): one compilation
-    flags = dict(grad_factor=scale.grad_factor, nesterov=torch.full((), nesterov, device=device))
-    project = torch.full((), project_updates, device=device)
-    if k and not bucket.groups:  # each tensor decides alone: one call per tensor
-        views = projected_views(bucket, ("momentum_buffer",), pending)
-        rate = decay_rate.to(dtype) if decay_rate is not None else _full(0.0, dtype, device)
-        proj = [_full(x, dtype, device) for x in (delta, wd_ratio, eps)]
-        step_fn = compiled(sgdp_tensor, key)
+    flags = dict(
+        grad_factor=scale.grad_factor, nesterov=torch.full((), step.nesterov, device=device)
+    )
+    project = torch.full((), step.project_updates, device=device)
+    views = projected_views(bucket, ("momentum_buffer",), pending)
+    if views and not bucket.groups:  # each tensor decides alone: one call per tensor
+        rate = _decay_rate(step.decay_rate, dtype, device)
+        proj = [_full(x, dtype, device) for x in (step.delta, step.wd_ratio, step.eps)]
         with every_shape():
             for i, vw in enumerate(views):
-                step_fn(*vw, bucket.branches[i], mom, damp, neg, rate, *proj, project,
-                        skip=scale.skip, **flags)  # fmt: skip
-        finish(pending)
-    elif k:  # sharded: the row statistics are reduced across ranks before deciding
-        views = projected_views(bucket, ("momentum_buffer",), pending)
-        stats_fn, apply_fn = compiled(sgdp_stats, key), compiled(sgdp_apply, key)
+                compiled(sgdp_tensor, key)(*vw, bucket.branches[i], *trace, neg, rate, *proj,
+                    project, skip=scale.skip, **flags)  # fmt: skip
+    elif views:  # sharded: the row statistics are reduced across ranks before deciding
         with every_shape():
-            stats = [stats_fn(*vw, mom, damp, **flags) for vw in views]
-        proj = ProjectionArgs(delta, wd_ratio, eps)
-        decision = decide_bucket(bucket, stats, proj, cache, scale.skip)
-        decay = decay_factors(decay_rate, decision.ratio)[decision.seg]
+            stats = [compiled(sgdp_stats, key)(*vw, *trace, **flags) for vw in views]
+        decision = decide_bucket(bucket, stats, _projection_args(step), step.cache, scale.skip)
+        decay = decay_factors(step.decay_rate, decision.ratio)[decision.seg]
         coef = decision.coef.to(dtype)
-        scales = per_row(decay if project_updates else decay - neg * coef, decision)
+        scales = per_row(decay if step.project_updates else decay - neg * coef, decision)
         coefs = per_row(coef, decision)
         with every_shape():
             for i, vw in enumerate(views):
-                apply_fn(
-                    *vw, scales[i], neg, coefs[i], mom, damp, project, skip=scale.skip, **flags
-                )
-        finish(pending)
+                compiled(sgdp_apply, key)(*vw, scales[i], neg, coefs[i], *trace, project,
+                    skip=scale.skip, **flags)  # fmt: skip
     if k < len(bucket.params):
         params, bufs = bucket.params[k:], bucket.state["momentum_buffer"][k:]
-        decay = decay_factors(decay_rate, torch.ones((), dtype=dtype, device=device))
+        decay = decay_factors(step.decay_rate, torch.ones((), dtype=dtype, device=device))
         with every_shape():
             w, b = compiled(sgdp_plain, key)(
                 *(flat(t) for t in (params, bucket.grads[k:], bufs)),
-                *(mom, damp, neg, decay),
-                skip=scale.skip,
-                **flags,
-            )
+                *trace, neg, decay, skip=scale.skip, **flags,
+            )  # fmt: skip
         write_back(params, w)
         write_back(bufs, b)
