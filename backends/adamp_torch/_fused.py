@@ -505,11 +505,14 @@ def adamp_fused(
         decay_rate=lr_t * weight_decay if weight_decay != 0 else None,
         cache=cache,
     )  # fmt: skip
+    _run(bucket, step, _adamp_cpu_kernel if _uses_cpu_kernel(bucket) else _adamp_inductor)
+
+
+def _run(bucket: Bucket, step, update: Callable) -> None:
+    """``update(bucket, step, pending)``, then the copies of tensors without a (rows, cols)
+    view written back."""
     pending: list = []
-    if _uses_cpu_kernel(bucket):
-        _adamp_cpu_kernel(bucket, step, pending)
-    else:
-        _adamp_inductor(bucket, step, pending)
+    update(bucket, step, pending)
     finish(pending)
 
 
@@ -633,12 +636,7 @@ def sgdp_fused(
         decay_rate=lr_t * (weight_decay / (1.0 - momentum)) if weight_decay != 0 else None,
         cache=cache,
     )  # fmt: skip
-    pending: list = []
-    if _uses_cpu_kernel(bucket):
-        _sgdp_cpu_kernel(bucket, step, pending)
-    else:
-        _sgdp_inductor(bucket, step, pending)
-    finish(pending)
+    _run(bucket, step, _sgdp_cpu_kernel if _uses_cpu_kernel(bucket) else _sgdp_inductor)
 
 
 def _sgdp_cpu_kernel(bucket: Bucket, step: FusedSGDP, pending: list) -> None:
