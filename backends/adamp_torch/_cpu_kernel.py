@@ -40,8 +40,8 @@ DTYPES = {
 }
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
-_ADAMP_ARGS = [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _P]
-_SGDP_ARGS = [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _P]
+_ADAMP_ARGS = [_I, _P, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _I, _P]
+_SGDP_ARGS = [_I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _I, _I, _P]
 
 
 def _cpu_flags() -> str:
@@ -86,11 +86,9 @@ def _pointers(tensors: list[Tensor]) -> ctypes.Array:
     return (_P * len(tensors))(*(t.data_ptr() for t in tensors))
 
 
-def _layout(shapes: list[tuple[int, int]], n_projected: int) -> tuple[Tensor, Tensor, Tensor]:
-    both = torch.tensor(shapes, dtype=torch.int64).reshape(len(shapes), 2).t().contiguous()
-    projected = torch.zeros(len(shapes), dtype=torch.uint8)
-    projected[:n_projected] = 1
-    return both[0], both[1], projected
+def _layout(shapes: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+    rows_cols = torch.tensor(shapes, dtype=torch.int64).reshape(len(shapes), 2).t().contiguous()
+    return rows_cols[0], rows_cols[1]
 
 
 def scalars(grad_factor: Tensor, decay_rate: Tensor | None, values: list[float]) -> Tensor:
@@ -120,10 +118,9 @@ def step(
     """
     params = tensors[0]
     fn = getattr(library(compiler), f"{kind}_{DTYPES[params[0].dtype]}")
-    rows, cols, projected = _layout(shapes, n_projected)
+    rows, cols = _layout(shapes)
     per_tensor = [v.to(torch.float64).contiguous() for v in per_tensor]
     skip_byte = skip.to(torch.uint8)
-    codes = branches + [torch.zeros((), dtype=torch.int64)] * (len(params) - len(branches))
     # a named range: the benchmark counts the calls a step makes with torch.profiler
     with torch.profiler.record_function(f"adamp_torch::{kind}_cpu_kernel"):
         fn(
@@ -131,12 +128,12 @@ def step(
             *(_pointers(ts) for ts in tensors),
             rows.data_ptr(),
             cols.data_ptr(),
-            projected.data_ptr(),
+            n_projected,
             *(v.data_ptr() for v in per_tensor),
             scalars.data_ptr(),
             skip_byte.data_ptr(),
             *flags,
-            _pointers(codes),
+            _pointers(branches),  # the first n_projected tensors' branch codes
         )
 
 

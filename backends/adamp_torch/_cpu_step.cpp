@@ -8,7 +8,7 @@
 //          scale k_r of w follow from those statistics;
 //   pass 2 recomputes u and writes the state and w <- k_r·w + neg_step·u.
 // 16-bit tensors are computed in float32 and rounded once when written.
-// Tensors that are never projected (flag 0: biases, norms) take pass 2 only.
+// Tensors after the first n_projected (biases, norms: never projected) take pass 2 only.
 // Compiled at first use by adamp_torch/_cpu_kernel.py; called through ctypes with
 // arrays of pointers, so the number of calls does not grow with the tensors.
 
@@ -52,44 +52,42 @@ template <typename C>
 struct Common {
   C grad_factor;  // ±1/grad_scale (- under maximize)
   C decay_rate;   // lr·λ (AdamP) or lr·λ/(1-μ) (SGDP); 0 without weight decay
-  C delta, wd_ratio, eps;
+  double delta;  // the thresholds are computed in double
+  C wd_ratio, eps;
   bool skip;     // GradScaler found an inf: write nothing
   int threads;  // torch.get_num_threads(), as Inductor's kernels take it
 };
 
-// The decision of one tensor from its row statistics (4 x rows, row-major by statistic).
-// Writes the per-row coefficient into coef and returns the branch code.
+// The decision of one tensor from its row statistics (g·g, w·w, g·w, w·u of row r at
+// stats[4r .. 4r+3]). Writes the per-row coefficient into coef and returns the branch code.
 template <typename C>
 int64_t decide(const C* stats, int64_t rows, int64_t cols, const Common<C>& k, C* coef,
                C* ratio) {
-  const C* gg = stats;
-  const C* ww = stats + rows;
-  const C* gw = stats + 2 * rows;
-  const C* wu = stats + 3 * rows;
   C max_cos = -INFINITY;
   C lgg = 0, lww = 0, lgw = 0, lwu = 0;
   bool nan_cos = false;
   for (int64_t r = 0; r < rows; ++r) {
-    C w_norm = std::sqrt(ww[r]);
-    C cos = std::fabs(gw[r]) / (std::fmax(std::sqrt(gg[r]), k.eps) * std::fmax(w_norm, k.eps));
+    const C gg = stats[4 * r], ww = stats[4 * r + 1], gw = stats[4 * r + 2];
+    C cos = std::fabs(gw) / (std::fmax(std::sqrt(gg), k.eps) * std::fmax(std::sqrt(ww), k.eps));
     if (std::isnan(cos)) nan_cos = true;
     else if (cos > max_cos) max_cos = cos;
-    lgg += gg[r];
-    lww += ww[r];
-    lgw += gw[r];
-    lwu += wu[r];
+    lgg += gg;
+    lww += ww;
+    lgw += gw;
+    lwu += stats[4 * r + 3];
   }
   C l_norm = std::sqrt(lww);
   C cos_layer = std::fabs(lgw) / (std::fmax(std::sqrt(lgg), k.eps) * std::fmax(l_norm, k.eps));
-  // thresholds δ/sqrt(d) computed in double and rounded, as the torch paths do
-  C channel_thr = static_cast<C>(static_cast<double>(k.delta) / std::sqrt(double(cols)));
-  C layer_thr = static_cast<C>(static_cast<double>(k.delta) / std::sqrt(double(rows * cols)));
+  // thresholds δ/sqrt(d) computed in double and rounded, as the batched decision does
+  C channel_thr = static_cast<C>(k.delta / std::sqrt(double(cols)));
+  C layer_thr = static_cast<C>(k.delta / std::sqrt(double(rows * cols)));
   bool channel = !nan_cos && max_cos < channel_thr;
   bool layer = !channel && cos_layer < layer_thr;
   C layer_coef = lwu / ((l_norm + k.eps) * (l_norm + k.eps));
   for (int64_t r = 0; r < rows; ++r) {
-    C w_norm = std::sqrt(ww[r]);
-    coef[r] = channel ? wu[r] / ((w_norm + k.eps) * (w_norm + k.eps)) : layer ? layer_coef : C(0);
+    C w_norm = std::sqrt(stats[4 * r + 1]);
+    C row_coef = stats[4 * r + 3] / ((w_norm + k.eps) * (w_norm + k.eps));
+    coef[r] = channel ? row_coef : layer ? layer_coef : C(0);
   }
   *ratio = (channel || layer) ? k.wd_ratio : C(1);
   return int64_t(channel) + 2 * int64_t(layer);
@@ -152,18 +150,11 @@ void adam_row_apply(S* __restrict__ w, const S* __restrict__ g, S* __restrict__ 
   }
 }
 
-// Transpose the per-row (4) statistics into the (4, rows) layout decide() reads.
-template <typename C>
-void by_statistic(const std::vector<C>& per_row, int64_t rows, std::vector<C>& stats) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int q = 0; q < 4; ++q) stats[q * rows + r] = per_row[4 * r + q];
-}
-
 template <bool Nesterov, bool LowWeight, typename S, typename C>
 void adamp_tensor(S* w, const S* g, S* m, S* v, int64_t rows, int64_t cols, bool projected,
                   C shift, C neg_step, const AdamScalars<C>& a, const Common<C>& k,
                   int64_t* branch) {
-  std::vector<C> per_row(projected ? 4 * rows : 0), stats(per_row.size()), coef(rows, C(0));
+  std::vector<C> stats(projected ? 4 * rows : 0), coef(rows, C(0));
   C ratio = 1;
   const bool parallel = rows * cols >= 32768;
   const C gfac = k.grad_factor;
@@ -172,9 +163,8 @@ void adamp_tensor(S* w, const S* g, S* m, S* v, int64_t rows, int64_t cols, bool
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t o = r * cols;
       adam_row_stats<Nesterov, LowWeight, S, C>(w + o, g + o, m + o, v + o, cols, shift, gfac,
-                                                a, &per_row[4 * r]);
+                                                a, &stats[4 * r]);
     }
-    by_statistic<C>(per_row, rows, stats);
     int64_t code = decide<C>(stats.data(), rows, cols, k, coef.data(), &ratio);
     if (!k.skip) *branch = code;
   }
@@ -239,7 +229,7 @@ void sgd_row_apply(S* __restrict__ w, const S* __restrict__ g, S* __restrict__ b
 template <bool Nesterov, bool Project, typename S, typename C>
 void sgdp_tensor(S* w, const S* g, S* b, int64_t rows, int64_t cols, bool projected, C neg_step,
                  const SgdScalars<C>& s, const Common<C>& k, int64_t* branch) {
-  std::vector<C> per_row(projected ? 4 * rows : 0), stats(per_row.size()), coef(rows, C(0));
+  std::vector<C> stats(projected ? 4 * rows : 0), coef(rows, C(0));
   C ratio = 1;
   const bool parallel = rows * cols >= 32768;
   const C gfac = k.grad_factor;
@@ -247,9 +237,8 @@ void sgdp_tensor(S* w, const S* g, S* b, int64_t rows, int64_t cols, bool projec
 #pragma omp parallel for if (parallel) num_threads(k.threads) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t o = r * cols;
-      sgd_row_stats<Nesterov, S, C>(w + o, g + o, b + o, cols, gfac, s, &per_row[4 * r]);
+      sgd_row_stats<Nesterov, S, C>(w + o, g + o, b + o, cols, gfac, s, &stats[4 * r]);
     }
-    by_statistic<C>(per_row, rows, stats);
     int64_t code = decide<C>(stats.data(), rows, cols, k, coef.data(), &ratio);
     if (!k.skip) *branch = code;
   }
@@ -268,13 +257,13 @@ void sgdp_tensor(S* w, const S* g, S* b, int64_t rows, int64_t cols, bool projec
 template <typename C>
 Common<C> common(const double* scalars, const uint8_t* skip) {
   // scalars: grad_factor, decay_rate, delta, wd_ratio, eps, threads
-  return Common<C>{C(scalars[0]), C(scalars[1]), C(scalars[2]), C(scalars[3]),
+  return Common<C>{C(scalars[0]), C(scalars[1]), scalars[2], C(scalars[3]),
                    C(scalars[4]), *skip != 0,     int(scalars[5])};
 }
 
 template <typename S, typename C>
 void adamp_bucket(int64_t n, void** w, void** g, void** m, void** v, const int64_t* rows,
-                  const int64_t* cols, const uint8_t* projected, const double* shift,
+                  const int64_t* cols, int64_t n_projected, const double* shift,
                   const double* neg_step, const double* scalars, const uint8_t* skip,
                   int64_t nesterov, int64_t** branch) {
   // scalars: grad_factor, decay_rate, delta, wd_ratio, eps, threads, 1-β₁, β₂, 1-β₂
@@ -287,13 +276,14 @@ void adamp_bucket(int64_t n, void** w, void** g, void** m, void** v, const int64
   for (int64_t i = 0; i < n; ++i) {
     tensor(static_cast<S*>(w[i]), static_cast<const S*>(g[i]),
                        static_cast<S*>(m[i]), static_cast<S*>(v[i]), rows[i], cols[i],
-                       projected[i] != 0, C(shift[i]), C(neg_step[i]), a, k, branch[i]);
+                       i < n_projected, C(shift[i]), C(neg_step[i]), a, k,
+           i < n_projected ? branch[i] : nullptr);
   }
 }
 
 template <typename S, typename C>
 void sgdp_bucket(int64_t n, void** w, void** g, void** b, const int64_t* rows,
-                 const int64_t* cols, const uint8_t* projected, const double* neg_step,
+                 const int64_t* cols, int64_t n_projected, const double* neg_step,
                  const double* scalars, const uint8_t* skip, int64_t nesterov, int64_t project,
                  int64_t** branch) {
   // scalars: grad_factor, decay_rate, delta, wd_ratio, eps, threads, μ, 1-τ
@@ -304,8 +294,8 @@ void sgdp_bucket(int64_t n, void** w, void** g, void** b, const int64_t* rows,
                                     : sgdp_tensor<false, false, S, C>);
   for (int64_t i = 0; i < n; ++i) {
     tensor(static_cast<S*>(w[i]), static_cast<const S*>(g[i]),
-                      static_cast<S*>(b[i]), rows[i], cols[i], projected[i] != 0,
-                      C(neg_step[i]), s, k, branch[i]);
+                      static_cast<S*>(b[i]), rows[i], cols[i], i < n_projected,
+                      C(neg_step[i]), s, k, i < n_projected ? branch[i] : nullptr);
   }
 }
 
@@ -313,18 +303,18 @@ void sgdp_bucket(int64_t n, void** w, void** g, void** b, const int64_t* rows,
 
 #define ADAMP_BUCKET(NAME, S, C)                                                           \
   extern "C" void NAME(int64_t n, void** w, void** g, void** m, void** v,                \
-                       const int64_t* rows, const int64_t* cols, const uint8_t* projected, \
+                       const int64_t* rows, const int64_t* cols, int64_t n_projected, \
                        const double* shift, const double* neg_step, const double* scalars, \
                        const uint8_t* skip, int64_t nesterov, int64_t** branch) {          \
-    adamp_bucket<S, C>(n, w, g, m, v, rows, cols, projected, shift, neg_step, scalars,     \
+    adamp_bucket<S, C>(n, w, g, m, v, rows, cols, n_projected, shift, neg_step, scalars,     \
                        skip, nesterov, branch);                                            \
   }
 #define SGDP_BUCKET(NAME, S, C)                                                            \
   extern "C" void NAME(int64_t n, void** w, void** g, void** b, const int64_t* rows,      \
-                       const int64_t* cols, const uint8_t* projected, const double* neg_step, \
+                       const int64_t* cols, int64_t n_projected, const double* neg_step, \
                        const double* scalars, const uint8_t* skip, int64_t nesterov,       \
                        int64_t project, int64_t** branch) {                               \
-    sgdp_bucket<S, C>(n, w, g, b, rows, cols, projected, neg_step, scalars, skip, nesterov, \
+    sgdp_bucket<S, C>(n, w, g, b, rows, cols, n_projected, neg_step, scalars, skip, nesterov, \
                       project, branch);                                                    \
   }
 

@@ -263,8 +263,12 @@ def in_float32(*keys: str) -> Callable:
     return decorate
 
 
-def _bias_corrections(steps: Sequence[Tensor], like: Tensor, beta1: float, beta2: float):
-    torch._foreach_add_(list(steps), 1.0)
+def bias_corrections(
+    steps: Sequence[Tensor], like: Tensor, beta1: float, beta2: float, increment=1.0
+) -> tuple[Tensor, Tensor]:
+    """Advance the step counters by ``increment`` (a tensor: GradScaler's 1 - found_inf) and
+    return (1 - β₁ᵗ, sqrt(1 - β₂ᵗ)) per tensor, float64 on ``like``'s device."""
+    torch._foreach_add_(list(steps), increment)
     # non_blocking: a host-to-device copy that does not synchronise (steps live on the
     # CPU unless capturable)
     t = torch.stack(list(steps)).to(torch.float64).to(like.device, non_blocking=True)
@@ -308,7 +312,7 @@ def adamp_update(
     like = bucket.params[0]
     if maximize:
         bucket.grads = list(torch._foreach_neg(bucket.grads))
-    bias1, sqrt_bias2 = _bias_corrections(bucket.state["step"], like, beta1, beta2)
+    bias1, sqrt_bias2 = bias_corrections(bucket.state["step"], like, beta1, beta2)
     lr_t = _vector(lr, like)
     # u = m / (sqrt(v)/sqrt(b2) + ε) = sqrt(b2) · m / (sqrt(v) + ε·sqrt(b2)): work with the
     # second form's quotient (one pass less) and move sqrt(b2) into the step size; the

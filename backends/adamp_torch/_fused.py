@@ -44,6 +44,7 @@ from adamp_torch._functional import (
     Bucket,
     ProjectionArgs,
     _vector,
+    bias_corrections,
     decay_factors,
     decide_bucket,
 )
@@ -370,7 +371,8 @@ CPU_KERNEL = True  # False: the CPU runs Inductor's per-tensor kernels too (as C
 
 
 def _uses_cpu_kernel(bucket: Bucket) -> bool:
-    # sharded buckets all-reduce their row statistics between the two passes: Inductor's
+    # sharded buckets all-reduce their row statistics between the two passes, which the
+    # kernel cannot: they take Inductor's stats/apply calls
     return CPU_KERNEL and bucket.params[0].device.type == "cpu" and not bucket.groups
 
 
@@ -495,9 +497,8 @@ def adamp_fused(
     like = bucket.params[0]
     scale = scaling(grad_scale, found_inf, like, maximize)
     steps = bucket.state["step"]
-    torch._foreach_add_(steps, scale.keep.to(steps[0].device, non_blocking=True))
-    t = torch.stack(steps).to(like.device, torch.float64, non_blocking=True)
-    bias1, sqrt_bias2 = 1.0 - torch.pow(beta1, t), torch.sqrt(1.0 - torch.pow(beta2, t))
+    keep = scale.keep.to(steps[0].device, non_blocking=True)
+    bias1, sqrt_bias2 = bias_corrections(steps, like, beta1, beta2, increment=keep)
     lr_t = _vector(lr, like)
     step = FusedAdamP(
         beta1, beta2, eps, delta, wd_ratio, nesterov, scale, sqrt_bias2,
@@ -553,7 +554,7 @@ def _adamp_inductor(bucket: Bucket, step: FusedAdamP, pending: list) -> None:
     shifts, negs = split_inputs(shift[:k]), split_inputs(neg[:k])
     if views and not bucket.groups:  # each tensor decides alone: one call per tensor
         rate = _decay_rate(step.decay_rate, dtype, device)
-        proj = [_full(x, dtype, device) for x in (step.delta, step.wd_ratio, step.eps)]
+        proj = _projection_inputs(step, dtype, device)
         with every_shape():
             for i, vw in enumerate(views):
                 compiled(adamp_tensor, key)(*vw, bucket.branches[i], *moments, shifts[i],
@@ -586,6 +587,13 @@ def _adamp_inductor(bucket: Bucket, step: FusedAdamP, pending: list) -> None:
 
 def _decay_rate(decay_rate: Tensor | None, dtype: torch.dtype, device) -> Tensor:
     return decay_rate.to(dtype) if decay_rate is not None else _full(0.0, dtype, device)
+
+
+def _projection_inputs(step, dtype: torch.dtype, device) -> list[Tensor]:
+    """δ (float64: the thresholds δ/sqrt(d) are computed in float64, as the batched
+    decision does), wd_ratio and ε as 0-dim inputs of the compiled step."""
+    delta = _full(step.delta, torch.float64, device)
+    return [delta, _full(step.wd_ratio, dtype, device), _full(step.eps, dtype, device)]
 
 
 def _projection_args(step) -> ProjectionArgs:
@@ -674,7 +682,7 @@ def _sgdp_inductor(bucket: Bucket, step: FusedSGDP, pending: list) -> None:
     views = projected_views(bucket, ("momentum_buffer",), pending)
     if views and not bucket.groups:  # each tensor decides alone: one call per tensor
         rate = _decay_rate(step.decay_rate, dtype, device)
-        proj = [_full(x, dtype, device) for x in (step.delta, step.wd_ratio, step.eps)]
+        proj = _projection_inputs(step, dtype, device)
         with every_shape():
             for i, vw in enumerate(views):
                 compiled(sgdp_tensor, key)(*vw, bucket.branches[i], *trace, neg, rate, *proj,
