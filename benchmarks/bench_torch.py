@@ -31,6 +31,7 @@ Run: ``python -m benchmarks --only torch [--quick]``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import gc
@@ -236,8 +237,8 @@ def _stderr_closed():
         os.close(saved)
 
 
-def top_level_calls(optimizer) -> int:
-    """Compute calls one step makes at its top level (torch.profiler).
+def top_level_call_names(optimizer) -> collections.Counter:
+    """Compute calls one step makes at its top level (torch.profiler), by name.
 
     Each aten operator that is not a view (a foreach or fused one counts once),
     each compiled Inductor graph and each call of this project's CPU kernel; not
@@ -249,11 +250,16 @@ def top_level_calls(optimizer) -> int:
         optimizer.step()
     events = prof.events()
     steps = {id(e) for e in events if e.name.startswith("Optimizer.step#")}
-    return sum(
-        1
+    return collections.Counter(
+        e.name
         for e in events
         if e.cpu_parent is not None and id(e.cpu_parent) in steps and e.name not in VIEW_OPS
     )
+
+
+def top_level_calls(optimizer) -> int:
+    """How many calls :func:`top_level_call_names` counts."""
+    return sum(top_level_call_names(optimizer).values())
 
 
 def step_times(model: str, names: list[str], device: str, *, quick: bool) -> dict:

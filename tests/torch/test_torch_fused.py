@@ -10,7 +10,6 @@ reference tests compile anyway (the on-disk Inductor cache serves later runs).
 
 from __future__ import annotations
 
-import collections
 import copy
 import io
 import itertools
@@ -21,6 +20,8 @@ import adamp_torch
 import pytest
 import torch
 from adamp_torch import _fused
+
+from benchmarks.bench_torch import top_level_call_names
 
 F64 = torch.float64
 
@@ -264,21 +265,6 @@ def test_deepcopy_keeps_the_fused_protocol(cls):
 
 # ---------------------------------------------------------------- calls per step
 
-VIEWS = {"aten::view", "aten::detach", "aten::slice", "aten::select", "aten::split"}
-
-
-def _top_level_calls(opt) -> collections.Counter:
-    """The non-view operators (and kernel calls) one step makes at its top level."""
-    with torch.profiler.profile() as prof:
-        opt.step()
-    events = prof.events()
-    steps = {id(e) for e in events if e.name.startswith("Optimizer.step#")}
-    return collections.Counter(
-        e.name
-        for e in events
-        if e.cpu_parent is not None and id(e.cpu_parent) in steps and e.name not in VIEWS
-    )
-
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_cpu_kernel_calls_do_not_grow_with_the_tensors(cls, fused_implementation):
@@ -291,6 +277,6 @@ def test_cpu_kernel_calls_do_not_grow_with_the_tensors(cls, fused_implementation
         opt = cls(ps, fused=True, **KWARGS[cls])
         run(opt, ps, [0])
         random_grads(ps, 1)
-        counts.append(_top_level_calls(opt))
+        counts.append(top_level_call_names(opt))
     assert counts[0] == counts[1]
     assert counts[0][f"adamp_torch::{cls.__name__.lower()}_cpu_kernel"] == 1
